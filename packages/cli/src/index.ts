@@ -1,0 +1,28 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { run } from './program.js';
+
+export { buildProgram, EXIT, run, VERSION } from './program.js';
+export { NotYetAvailableError, UsageError } from './errors.js';
+export type { Io } from './io.js';
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  // `polyglot … | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  run(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './guanaco.js';
+export * from './jsonl.js';

@@ -1,0 +1,17 @@
+export { InferError, SamplingParamError } from './errors.js';
+export { logSoftmax, type PositionLogprobs, positionLogprobs, type TokenLogprob } from './logprobs.js';
+export { isGreedy, SAMPLING_EPS, type SamplingParams, samplingParams } from './params.js';
+export { Xoshiro128 } from './rng.js';
+export {
+  applyMinP,
+  applyMinTokens,
+  applyPenalties,
+  applyTemperature,
+  applyTopKTopP,
+  argmax,
+  processLogits,
+  sampleFromLogits,
+  sampleToken,
+} from './sampler.js';
+export { type FinishReason, SequenceState } from './state.js';
+export { earliestStop, findStop, pyStrip, StopChecker, type StopMatch } from './stop.js';

@@ -1,0 +1,266 @@
+/**
+ * TensorFlow.js backend selection for the Llama runtime (DESIGN.md, "Tensor backends"). One model code path runs on
+ * every backend; the backend is chosen at run time:
+ *
+ * - `tensorflow`: `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node`, when the user installed one (optional,
+ *   loaded with a dynamic import).
+ * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` npm package), both installed by the user.
+ * - `wasm`: `@tensorflow/tfjs-backend-wasm` with SIMD, single-threaded. The CPU default.
+ * - `cpu`: pure JavaScript; slow, the test oracle.
+ * - `auto`: tensorflow if installed, else a hardware WebGPU adapter, else wasm.
+ *
+ * TensorFlow.js silently falls back to another backend when the requested one fails to initialise; here every
+ * request is checked and a failure is a {@link BackendError}, never a quiet fallback.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { PolyglotError } from '../errors.js';
+
+export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/** A backend that was asked for could not be started (package missing, no GPU adapter, init failure). */
+export class BackendError extends PolyglotError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'BackendError';
+  }
+}
+
+let wasmPathsSet = false;
+let webgpuGlobalsInstalled = false;
+
+/** Directory (ending in '/') that holds the wasm backend's .wasm binaries, resolved from the installed package. */
+export function wasmBinaryDir(): string {
+  const require = createRequire(import.meta.url);
+  const file = require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm');
+  return path.dirname(file) + path.sep;
+}
+
+async function useBackend(name: string): Promise<void> {
+  let ok = false;
+  let cause: unknown;
+  try {
+    ok = await tf.setBackend(name);
+    await tf.ready();
+  } catch (e) {
+    cause = e;
+  }
+  if (!ok || tf.getBackend() !== name) {
+    const why =
+      cause instanceof Error ? `: ${cause.message}` : cause !== undefined ? `: ${String(cause)}` : '';
+    throw new BackendError(
+      'BACKEND_INIT_FAILED',
+      `the TensorFlow.js backend '${name}' failed to initialise${why} (active backend: ${tf.getBackend() ?? 'none'})`,
+      { cause },
+    );
+  }
+}
+
+async function initWasm(): Promise<void> {
+  if (tf.getBackend() === 'wasm') return;
+  if (!wasmPathsSet) {
+    // Threads would need a worker pool that keeps Node from exiting; the SIMD single-thread build is used.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    try {
+      setWasmPaths(wasmBinaryDir());
+    } catch (e) {
+      throw new BackendError(
+        'BACKEND_INIT_FAILED',
+        `cannot locate the .wasm files of @tensorflow/tfjs-backend-wasm: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    wasmPathsSet = true;
+  }
+  await useBackend('wasm');
+}
+
+async function dynamicImport(specifier: string): Promise<unknown> {
+  // A variable specifier keeps TypeScript and bundlers from resolving optional packages at build time.
+  return import(specifier);
+}
+
+function isModuleNotFound(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+async function initTensorflow(): Promise<void> {
+  if (tf.getBackend() === 'tensorflow') return;
+  const tried: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await dynamicImport(pkg);
+    } catch (e) {
+      if (isModuleNotFound(e)) {
+        tried.push(pkg);
+        continue;
+      }
+      throw new BackendError(
+        'BACKEND_INIT_FAILED',
+        `${pkg} is installed but failed to load: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    if (tf.findBackendFactory('tensorflow') == null) {
+      throw new BackendError(
+        'BACKEND_VERSION_MISMATCH',
+        `${pkg} loaded but registered no 'tensorflow' backend with this @tensorflow/tfjs (${tf.version_core}); ` +
+          `install ${pkg}@${tf.version_core} so that both share one tfjs-core`,
+      );
+    }
+    await useBackend('tensorflow');
+    return;
+  }
+  throw new BackendError(
+    'BACKEND_UNAVAILABLE',
+    `backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (not installed; tried ${tried.join(', ')}); ` +
+      `install one at version ${tf.version_core}, or use --backend wasm`,
+  );
+}
+
+interface GpuAdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+}
+
+/** Installs Dawn's WebGPU globals (navigator.gpu) from the `webgpu` package; returns the first adapter or null. */
+async function webgpuAdapter(): Promise<GpuAdapterLike | null> {
+  const g = globalThis as unknown as {
+    navigator?: { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } };
+  };
+  if (!g.navigator?.gpu) {
+    let dawn: { create: (opts: string[]) => unknown; globals: Record<string, unknown> };
+    try {
+      dawn = (await dynamicImport('webgpu')) as typeof dawn;
+    } catch (e) {
+      throw new BackendError(
+        'BACKEND_UNAVAILABLE',
+        isModuleNotFound(e)
+          ? `backend 'webgpu' needs the 'webgpu' npm package (Dawn for Node) and @tensorflow/tfjs-backend-webgpu@${tf.version_core}; ` +
+              `install both (see GPU.md for the Vulkan libraries a headless host needs), or use --backend wasm`
+          : `the 'webgpu' package failed to load: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    if (!webgpuGlobalsInstalled) {
+      Object.assign(globalThis, dawn.globals);
+      const gpu = dawn.create([]);
+      if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+      else
+        Object.defineProperty(globalThis, 'navigator', {
+          value: { gpu },
+          configurable: true,
+          writable: true,
+        });
+      webgpuGlobalsInstalled = true;
+    }
+  }
+  return (await g.navigator!.gpu!.requestAdapter()) ?? null;
+}
+
+/** Software rasterisers (lavapipe/llvmpipe, SwiftShader) count as adapters for `webgpu`, not for `auto`. */
+function isHardwareAdapter(a: GpuAdapterLike): boolean {
+  if (a.isFallbackAdapter) return false;
+  const text = Object.values(a.info ?? {})
+    .join(' ')
+    .toLowerCase();
+  return !/llvmpipe|lavapipe|swiftshader|software/.test(text);
+}
+
+async function initWebgpu(requireHardware: boolean): Promise<void> {
+  if (tf.getBackend() === 'webgpu') return;
+  const adapter = await webgpuAdapter();
+  if (!adapter) {
+    throw new BackendError(
+      'BACKEND_NO_ADAPTER',
+      `backend 'webgpu': navigator.gpu.requestAdapter() returned null (no Vulkan driver/loader reachable by Dawn; ` +
+        `see GPU.md: libvulkan1, the GL dispatch libraries and VK_DRIVER_FILES)`,
+    );
+  }
+  if (requireHardware && !isHardwareAdapter(adapter)) {
+    throw new BackendError('BACKEND_NO_ADAPTER', `backend 'webgpu': only a software adapter is available`);
+  }
+  try {
+    await dynamicImport('@tensorflow/tfjs-backend-webgpu');
+  } catch (e) {
+    throw new BackendError(
+      'BACKEND_UNAVAILABLE',
+      isModuleNotFound(e)
+        ? `backend 'webgpu' needs @tensorflow/tfjs-backend-webgpu@${tf.version_core} (not installed)`
+        : `@tensorflow/tfjs-backend-webgpu failed to load: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  if (tf.findBackendFactory('webgpu') == null) {
+    throw new BackendError(
+      'BACKEND_VERSION_MISMATCH',
+      `@tensorflow/tfjs-backend-webgpu registered no 'webgpu' backend with this @tensorflow/tfjs (${tf.version_core}); ` +
+        `install @tensorflow/tfjs-backend-webgpu@${tf.version_core}`,
+    );
+  }
+  await useBackend('webgpu');
+}
+
+/**
+ * Starts the named backend and makes it TensorFlow.js's active backend; returns the active backend's name
+ * (`auto` resolves to `tensorflow`, `webgpu` or `wasm`). Throws {@link BackendError} when the backend cannot run.
+ */
+export async function initBackend(name: BackendName = 'auto'): Promise<string> {
+  switch (name) {
+    case 'cpu': {
+      if (tf.getBackend() !== 'cpu') await useBackend('cpu');
+      // The cpu backend's first write prints advice to install tfjs-node; backend choice is ours to report.
+      const cpu = tf.backend() as unknown as { firstUse?: boolean };
+      if (cpu.firstUse) cpu.firstUse = false;
+      break;
+    }
+    case 'wasm':
+      await initWasm();
+      break;
+    case 'tensorflow':
+      await initTensorflow();
+      break;
+    case 'webgpu':
+      await initWebgpu(false);
+      break;
+    case 'auto': {
+      const current = tf.getBackend();
+      if (current === 'tensorflow' || current === 'webgpu' || current === 'wasm') break;
+      try {
+        await initTensorflow();
+        break;
+      } catch (e) {
+        if (!(e instanceof BackendError) || e.code !== 'BACKEND_UNAVAILABLE') throw e;
+      }
+      try {
+        await initWebgpu(true);
+        break;
+      } catch (e) {
+        if (
+          !(e instanceof BackendError) ||
+          (e.code !== 'BACKEND_UNAVAILABLE' && e.code !== 'BACKEND_NO_ADAPTER')
+        )
+          throw e;
+      }
+      await initWasm();
+      break;
+    }
+    default:
+      throw new BackendError(
+        'BACKEND_UNKNOWN',
+        `unknown backend '${String(name)}'; expected one of ${BACKEND_NAMES.join(', ')}`,
+      );
+  }
+  return tf.getBackend();
+}
+
+/** The name of TensorFlow.js's active backend (what every result file records). */
+export function activeBackend(): string {
+  return tf.getBackend();
+}

@@ -1,0 +1,24 @@
+export { type AttentionShape, hostAttention, tensorAttention } from './attention.js';
+export {
+  activeBackend,
+  BACKEND_NAMES,
+  BackendError,
+  type BackendName,
+  initBackend,
+  wasmBinaryDir,
+} from './backend.js';
+export { HostKVCache, type KVCache, KVCacheBase, TensorKVCache } from './cache.js';
+export {
+  type AttentionImpl,
+  argmax,
+  DecodeState,
+  type GreedyOptions,
+  type LlamaLoadOptions,
+  LlamaModel,
+  type Logits,
+  type PrefillOptions,
+  type TokenScores,
+} from './model.js';
+export { llamaConfig, randomWeightSource } from './random.js';
+export { type RopeSpec, RopeTable, ropeInvFreq } from './rope.js';
+export { type AdapterInput, mergeLoraInto, type WeightSource } from './weights.js';

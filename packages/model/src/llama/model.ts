@@ -1,0 +1,572 @@
+/**
+ * The Llama decoder (transformers' LlamaForCausalLM) on TensorFlow.js: RMSNorm, rotary embeddings, grouped-query
+ * causal attention with padding masks, SwiGLU MLP, optional LoRA adapters (un-merged and switchable, or merged at
+ * load), a KV cache for generation. Weights are uploaded once at load; a decode step uploads only its token ids
+ * (and, on the tensor path, its small mask and rotary rows).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Checkpoint } from '../checkpoint.js';
+import type { LlamaConfig } from '../config.js';
+import { PolyglotError } from '../errors.js';
+import { type AttentionShape, hostAttention, hostData, MASKED, tensorAttention } from './attention.js';
+import { type BackendName, initBackend } from './backend.js';
+import { HostKVCache, type KVCache, TensorKVCache } from './cache.js';
+import { RopeTable } from './rope.js';
+import {
+  type AdapterInput,
+  checkConfig,
+  checkWeights,
+  disposeLora,
+  disposeWeights,
+  type LayerLora,
+  type LinearWeights,
+  type LoadedAdapter,
+  type LoraPair,
+  loadAdapter,
+  loadModelWeights,
+  type ModelWeights,
+  uploadLora,
+  type WeightSource,
+} from './weights.js';
+
+/** How attention runs: `host` = fused kernel over host memory (wasm, cpu); `tensor` = TensorFlow.js ops (any). */
+export type AttentionImpl = 'host' | 'tensor';
+
+export interface LlamaLoadOptions {
+  /** Backend to start (default: keep the active one, or `auto` when none is active). */
+  backend?: BackendName;
+  /** LoRA adapters by name: PEFT adapter directories (or adapters read with readAdapter). */
+  adapters?: Record<string, AdapterInput>;
+  /** Merge the (single) adapter into the weights at load: W + scale·BA, computed once. */
+  mergeAdapter?: boolean;
+  /** The adapter active after load (un-merged mode); default: the first of `adapters`. null: the base model. */
+  activeAdapter?: string | null;
+  /** Attention implementation; default `host` on wasm and `tensor` elsewhere (cpu stays the pure-ops oracle). */
+  attention?: AttentionImpl;
+}
+
+export interface TokenScores {
+  /** tokenLogprobs[i] = log p(ids[i+1] | ids[0..i]); length ids.length - 1. */
+  tokenLogprobs: number[];
+  sumLogprob: number;
+}
+
+export interface Logits {
+  /** Row-major [batch, length, vocab]. */
+  data: Float32Array;
+  batch: number;
+  length: number;
+  vocab: number;
+}
+
+export interface PrefillOptions {
+  /** Token placed left of shorter prompts (masked out); default the config's pad_token_id, else 0. */
+  padId?: number;
+  /** Expected number of decode steps: sizes the preallocated KV cache (it grows if exceeded). */
+  maxNewTokens?: number;
+}
+
+export interface GreedyOptions {
+  /** true (default): one left-padded batch. false: each prompt runs alone. */
+  leftPad?: boolean;
+  padId?: number;
+}
+
+function inputError(code: string, message: string): PolyglotError {
+  return new PolyglotError(code, message);
+}
+
+/** Index of the largest value (the first one on ties, like torch.argmax). */
+export function argmax(values: Float32Array, start = 0, end = values.length): number {
+  let best = start;
+  let max = values[start];
+  for (let i = start + 1; i < end; i++) {
+    if (values[i] > max) {
+      max = values[i];
+      best = i;
+    }
+  }
+  return best - start;
+}
+
+/**
+ * Generation state of one batch after {@link LlamaModel.prefill}: `logits` holds the last position's logits of
+ * every row (`[batch, vocab]`); {@link decodeStep} appends one token per row and returns the next logits.
+ */
+export class DecodeState {
+  logits: Float32Array;
+  /** Tokens appended so far by decodeStep. */
+  steps = 0;
+
+  constructor(
+    private readonly model: LlamaModel,
+    readonly cache: KVCache,
+    private readonly lora: LayerLora[] | null,
+    logits: Float32Array,
+  ) {
+    this.logits = logits;
+  }
+
+  get batch(): number {
+    return this.cache.batch;
+  }
+
+  /** Appends `nextTokens[b]` to row b (every row advances) and returns the new last logits, [batch, vocab]. */
+  async decodeStep(nextTokens: number[]): Promise<Float32Array> {
+    if (this.cache.isDisposed) throw inputError('STATE_DISPOSED', 'decodeStep on a disposed DecodeState');
+    if (nextTokens.length !== this.cache.batch) {
+      throw inputError(
+        'BATCH_MISMATCH',
+        `decodeStep got ${nextTokens.length} tokens for a batch of ${this.cache.batch} rows (one token per row)`,
+      );
+    }
+    const ids = nextTokens.map((t) => [t]);
+    const mask = nextTokens.map(() => [1]);
+    this.logits = (await this.model.runLogits(ids, mask, this.cache, 'last', this.lora)).data;
+    this.steps++;
+    return this.logits;
+  }
+
+  /** Frees the KV cache. */
+  dispose(): void {
+    this.cache.dispose();
+  }
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  /** The TensorFlow.js backend the weights live on. */
+  readonly backend: string;
+  readonly attention: AttentionImpl;
+  /** Names of the adapters merged into the weights at load. */
+  readonly mergedAdapters: string[];
+  private readonly weights: ModelWeights;
+  private readonly adapters: Map<string, LayerLora[]>;
+  private active: string | null;
+  private readonly rope: RopeTable;
+  private readonly shape: AttentionShape;
+  private readonly padId: number;
+  private disposed = false;
+
+  private constructor(args: {
+    config: LlamaConfig;
+    backend: string;
+    attention: AttentionImpl;
+    weights: ModelWeights;
+    adapters: Map<string, LayerLora[]>;
+    active: string | null;
+    mergedAdapters: string[];
+  }) {
+    this.config = args.config;
+    this.backend = args.backend;
+    this.attention = args.attention;
+    this.weights = args.weights;
+    this.adapters = args.adapters;
+    this.active = args.active;
+    this.mergedAdapters = args.mergedAdapters;
+    const c = args.config;
+    this.rope = new RopeTable({ dim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling });
+    this.shape = { heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim };
+    this.padId = c.padTokenId ?? 0;
+  }
+
+  /**
+   * Loads a model from a Hugging Face checkpoint directory, an open {@link Checkpoint}, or any {@link WeightSource}
+   * (weights are checked against the config first: missing tensors and shape mismatches are typed errors).
+   */
+  static async load(
+    source: string | Checkpoint | WeightSource,
+    opts: LlamaLoadOptions = {},
+  ): Promise<LlamaModel> {
+    const backend =
+      opts.backend !== undefined
+        ? await initBackend(opts.backend)
+        : (tf.getBackend() ?? (await initBackend('auto')));
+    const attention = opts.attention ?? (backend === 'wasm' ? 'host' : 'tensor');
+    const owned = typeof source === 'string' ? await Checkpoint.open(source) : null;
+    const src: WeightSource = owned ?? (source as WeightSource);
+    try {
+      const config = src.config;
+      checkConfig(config, src.dir ?? 'config');
+      const expected = checkWeights(src);
+      const adapterEntries = Object.entries(opts.adapters ?? {});
+      if (opts.mergeAdapter && adapterEntries.length !== 1) {
+        throw inputError(
+          'ADAPTER_MERGE',
+          `mergeAdapter needs exactly one adapter, got ${adapterEntries.length} (${adapterEntries.map(([n]) => n).join(', ') || 'none'})`,
+        );
+      }
+      const loaded: LoadedAdapter[] = [];
+      for (const [name, input] of adapterEntries)
+        loaded.push(await loadAdapter(name, input, expected, config));
+      const active =
+        opts.mergeAdapter || adapterEntries.length === 0
+          ? null
+          : opts.activeAdapter === undefined
+            ? adapterEntries[0][0]
+            : opts.activeAdapter;
+      if (active !== null && !adapterEntries.some(([n]) => n === active)) {
+        throw inputError('ADAPTER_UNKNOWN', `activeAdapter '${active}' is not among the loaded adapters`);
+      }
+      if (tf.getBackend() !== backend) await tf.setBackend(backend);
+      const weights = await loadModelWeights(src, expected, opts.mergeAdapter ? loaded : []);
+      const adapters = new Map<string, LayerLora[]>();
+      try {
+        if (!opts.mergeAdapter) {
+          for (const ad of loaded) adapters.set(ad.name, uploadLora(ad, expected, config.numHiddenLayers));
+        }
+      } catch (e) {
+        disposeWeights(weights);
+        for (const l of adapters.values()) disposeLora(l);
+        throw e;
+      }
+      return new LlamaModel({
+        config,
+        backend,
+        attention,
+        weights,
+        adapters,
+        active,
+        mergedAdapters: opts.mergeAdapter ? loaded.map((a) => a.name) : [],
+      });
+    } finally {
+      await owned?.close();
+    }
+  }
+
+  /** Names of the un-merged adapters that can be switched on. */
+  get adapterNames(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  get activeAdapter(): string | null {
+    return this.active;
+  }
+
+  /** Switches the un-merged adapter applied from the next call on (null: the base model). */
+  setActiveAdapter(name: string | null): void {
+    if (name !== null && !this.adapters.has(name)) {
+      throw inputError(
+        'ADAPTER_UNKNOWN',
+        `no adapter '${name}' loaded (loaded: ${this.adapterNames.join(', ') || 'none'}` +
+          (this.mergedAdapters.length > 0
+            ? `; merged into the weights: ${this.mergedAdapters.join(', ')}`
+            : '') +
+          ')',
+      );
+    }
+    this.active = name;
+  }
+
+  /** A fresh KV cache for `batch` rows, preallocated for `capacity` slots (grows when exceeded). */
+  createCache(batch: number, capacity = 64): KVCache {
+    const c = this.config;
+    return this.attention === 'host'
+      ? new HostKVCache(c.numHiddenLayers, batch, c.numKeyValueHeads, c.headDim, capacity)
+      : new TensorKVCache(c.numHiddenLayers, batch, capacity);
+  }
+
+  /**
+   * Logits of a batch (`inputIds` rectangular, `attentionMask` 1 for tokens and 0 for padding, default all 1). With
+   * a cache, the tokens are appended to it (positions continue from the cache). `positions: 'last'` returns only
+   * the last column's logits ([batch, 1, vocab]).
+   */
+  async forward(
+    inputIds: number[][],
+    attentionMask?: number[][],
+    opts: { cache?: KVCache; positions?: 'all' | 'last' } = {},
+  ): Promise<Logits> {
+    const cache = opts.cache ?? this.createCache(inputIds.length, inputIds[0]?.length ?? 1);
+    try {
+      const mask = attentionMask ?? inputIds.map((row) => row.map(() => 1));
+      return await this.runLogits(inputIds, mask, cache, opts.positions ?? 'all', this.currentLora());
+    } finally {
+      if (!opts.cache) cache.dispose();
+    }
+  }
+
+  /** Log-probabilities of each token given its prefix: tokenLogprobs[i] = log p(ids[i+1] | ids[..i]). */
+  async scoreTokens(ids: number[]): Promise<TokenScores> {
+    return (await this.scoreBatch([ids]))[0];
+  }
+
+  /** {@link scoreTokens} for several sequences, run as one right-padded batch. */
+  async scoreBatch(sequences: number[][]): Promise<TokenScores[]> {
+    this.checkPrompts(sequences);
+    const B = sequences.length;
+    const T = Math.max(...sequences.map((s) => s.length));
+    const V = this.config.vocabSize;
+    const ids = sequences.map((s) => [...s, ...new Array<number>(T - s.length).fill(this.padId)]);
+    const mask = sequences.map((s) => Array.from({ length: T }, (_, t) => (t < s.length ? 1 : 0)));
+    const flat: number[] = [];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t + 1 < sequences[b].length; t++) flat.push((b * T + t) * V + sequences[b][t + 1]);
+    }
+    const cache = this.createCache(B, T);
+    try {
+      this.activate();
+      const lora = this.currentLora();
+      const picked = tf.tidy(() => {
+        const logits = this.logitsTensor(ids, mask, cache, 'all', lora);
+        if (flat.length === 0) return tf.zeros([0]);
+        const logp = tf.reshape(tf.logSoftmax(logits), [-1]);
+        return tf.gather(logp, tf.tensor1d(flat, 'int32'));
+      });
+      const values = (await picked.data()) as Float32Array;
+      picked.dispose();
+      const out: TokenScores[] = [];
+      let k = 0;
+      for (const s of sequences) {
+        const tokenLogprobs = Array.from(values.subarray(k, k + Math.max(0, s.length - 1)));
+        k += tokenLogprobs.length;
+        out.push({ tokenLogprobs, sumLogprob: tokenLogprobs.reduce((a, b) => a + b, 0) });
+      }
+      return out;
+    } finally {
+      cache.dispose();
+    }
+  }
+
+  /**
+   * Runs the prompts as one left-padded batch (position ids from the attention mask, as `generate` does) and
+   * returns the state holding each row's last logits, ready for {@link DecodeState.decodeStep}.
+   */
+  async prefill(prompts: number[][], opts: PrefillOptions = {}): Promise<DecodeState> {
+    this.checkPrompts(prompts);
+    const pad = opts.padId ?? this.padId;
+    const T = Math.max(...prompts.map((p) => p.length));
+    const ids = prompts.map((p) => [...new Array<number>(T - p.length).fill(pad), ...p]);
+    const mask = prompts.map((p) => Array.from({ length: T }, (_, t) => (t >= T - p.length ? 1 : 0)));
+    const cache = this.createCache(prompts.length, T + Math.max(1, opts.maxNewTokens ?? 64));
+    const lora = this.currentLora();
+    try {
+      const { data } = await this.runLogits(ids, mask, cache, 'last', lora);
+      return new DecodeState(this, cache, lora, data);
+    } catch (e) {
+      cache.dispose();
+      throw e;
+    }
+  }
+
+  /** Greedy decoding of `maxNewTokens` tokens per prompt (EOS is not a stop); returns the new ids per row. */
+  async greedy(prompts: number[][], maxNewTokens: number, opts: GreedyOptions = {}): Promise<number[][]> {
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw inputError('BAD_ARGUMENT', `maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+    }
+    if (opts.leftPad === false && prompts.length > 1) {
+      const out: number[][] = [];
+      for (const p of prompts) out.push((await this.greedy([p], maxNewTokens, opts))[0]);
+      return out;
+    }
+    const state = await this.prefill(prompts, { padId: opts.padId, maxNewTokens });
+    try {
+      const V = this.config.vocabSize;
+      const out = prompts.map(() => [] as number[]);
+      for (let step = 0; step < maxNewTokens; step++) {
+        const next = prompts.map((_, b) => argmax(state.logits, b * V, (b + 1) * V));
+        for (let b = 0; b < next.length; b++) out[b].push(next[b]);
+        if (step + 1 < maxNewTokens) await state.decodeStep(next);
+      }
+      return out;
+    } finally {
+      state.dispose();
+    }
+  }
+
+  /** Frees the weights and adapters on the backend. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    disposeWeights(this.weights);
+    for (const l of this.adapters.values()) disposeLora(l);
+    this.adapters.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  private currentLora(): LayerLora[] | null {
+    return this.active === null ? null : (this.adapters.get(this.active) ?? null);
+  }
+
+  /** Makes this model's backend the active one (synchronous for an initialised backend). */
+  private activate(): void {
+    if (this.disposed) throw inputError('MODEL_DISPOSED', 'the model was disposed');
+    if (tf.getBackend() !== this.backend) void tf.setBackend(this.backend);
+    if (tf.getBackend() !== this.backend) {
+      throw inputError('BACKEND_SWITCH', `cannot switch TensorFlow.js back to '${this.backend}'`);
+    }
+  }
+
+  private checkPrompts(prompts: number[][]): void {
+    if (!Array.isArray(prompts) || prompts.length === 0)
+      throw inputError('EMPTY_BATCH', 'no sequences given');
+    const V = this.config.vocabSize;
+    const maxPos = this.config.maxPositionEmbeddings;
+    prompts.forEach((p, b) => {
+      if (!Array.isArray(p) || p.length === 0)
+        throw inputError('EMPTY_PROMPT', `sequence ${b} is empty (no tokens)`);
+      if (p.length > maxPos) {
+        throw inputError(
+          'PROMPT_TOO_LONG',
+          `sequence ${b} has ${p.length} tokens, more than the model's max_position_embeddings (${maxPos})`,
+        );
+      }
+      for (const t of p) {
+        if (!Number.isInteger(t) || t < 0 || t >= V) {
+          throw inputError(
+            'TOKEN_OUT_OF_RANGE',
+            `sequence ${b} holds token id ${t}, outside the vocabulary [0, ${V})`,
+          );
+        }
+      }
+    });
+  }
+
+  /** Runs the decoder and reads the logits back. Used by forward, prefill and DecodeState. */
+  async runLogits(
+    ids: number[][],
+    mask: number[][],
+    cache: KVCache,
+    which: 'all' | 'last',
+    lora: LayerLora[] | null,
+  ): Promise<Logits> {
+    this.activate();
+    const logits = tf.tidy(() => this.logitsTensor(ids, mask, cache, which, lora));
+    try {
+      const data = (await logits.data()) as Float32Array;
+      return {
+        data,
+        batch: ids.length,
+        length: which === 'last' ? 1 : ids[0].length,
+        vocab: this.config.vocabSize,
+      };
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  /** The decoder; call inside tf.tidy. Appends the tokens to `cache`. Returns [batch·T or batch, vocab]. */
+  private logitsTensor(
+    ids: number[][],
+    mask: number[][],
+    cache: KVCache,
+    which: 'all' | 'last',
+    lora: LayerLora[] | null,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const B = ids.length;
+    const T = ids[0]?.length ?? 0;
+    if (cache.isDisposed) throw inputError('STATE_DISPOSED', 'the KV cache was disposed');
+    if (B !== cache.batch)
+      throw inputError('BATCH_MISMATCH', `batch of ${B} rows for a cache of ${cache.batch}`);
+    if (T === 0) throw inputError('EMPTY_PROMPT', 'no tokens given');
+    if (ids.some((r) => r.length !== T) || mask.length !== B || mask.some((r) => r.length !== T)) {
+      throw inputError('BAD_SHAPE', 'inputIds and attentionMask must be rectangular and of the same shape');
+    }
+    // Position ids: cumsum(mask) - 1 per row, continuing from the cache (pads get 0; they are never attended to).
+    const positions = new Int32Array(B * T);
+    const nextPos = [...cache.nextPos];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const id = ids[b][t];
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+          throw inputError(
+            'TOKEN_OUT_OF_RANGE',
+            `row ${b} holds token id ${id}, outside the vocabulary [0, ${c.vocabSize})`,
+          );
+        }
+        if (mask[b][t]) positions[b * T + t] = nextPos[b]++;
+      }
+      if (nextPos[b] > c.maxPositionEmbeddings) {
+        throw inputError(
+          'PROMPT_TOO_LONG',
+          `row ${b} reaches position ${nextPos[b] - 1}, beyond the model's max_position_embeddings (${c.maxPositionEmbeddings})`,
+        );
+      }
+    }
+    const start = cache.length;
+    cache.appendMask(mask, T);
+    if (cache instanceof HostKVCache) cache.reserve(start + T);
+    this.rope.ensure(Math.max(...nextPos) + 1);
+
+    let cos: tf.Tensor4D | null = null;
+    let sin: tf.Tensor4D | null = null;
+    let addMask: tf.Tensor | null = null;
+    if (cache instanceof TensorKVCache) {
+      const rows = this.rope.fullRows(positions);
+      cos = tf.tensor4d(rows.cos, [B, T, 1, c.headDim]);
+      sin = tf.tensor4d(rows.sin, [B, T, 1, c.headDim]);
+      const L = start + T;
+      const m = new Float32Array(B * T * L);
+      for (let b = 0; b < B; b++) {
+        const km = cache.keyMask[b];
+        for (let t = 0; t < T; t++) {
+          for (let j = 0; j < L; j++) m[(b * T + t) * L + j] = j <= start + t && km[j] ? 0 : MASKED;
+        }
+      }
+      addMask = tf.tensor(m, [B, 1, 1, T, L]);
+    }
+
+    let h: tf.Tensor2D = tf.gather(this.weights.embed, tf.tensor1d(ids.flat(), 'int32'));
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      // One tidy per layer: its intermediates are freed before the next layer, so the backend reuses their memory.
+      const prev = h;
+      h = tf.tidy(() => this.layer(prev, l, lora?.[l], cache, start, B, T, positions, cos, sin, addMask));
+      prev.dispose();
+    }
+    cache.length = start + T;
+    cache.nextPos.splice(0, B, ...nextPos);
+    let out = this.rmsNorm(h, this.weights.finalNorm);
+    if (which === 'last' && T > 1) {
+      out = tf.reshape(tf.slice(tf.reshape(out, [B, T, c.hiddenSize]), [0, T - 1, 0], [B, 1, c.hiddenSize]), [
+        B,
+        c.hiddenSize,
+      ]);
+    }
+    return tf.matMul(out, this.weights.lmHead);
+  }
+
+  private layer(
+    h: tf.Tensor2D,
+    l: number,
+    ad: LayerLora | undefined,
+    cache: KVCache,
+    start: number,
+    B: number,
+    T: number,
+    positions: Int32Array,
+    cos: tf.Tensor4D | null,
+    sin: tf.Tensor4D | null,
+    addMask: tf.Tensor | null,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const w = this.weights.layers[l];
+    const x = this.rmsNorm(h, w.inputNorm);
+    const qkv = this.linear(x, w.qkv, ad?.qkv);
+    let attn: tf.Tensor2D;
+    if (cache instanceof HostKVCache) {
+      const out = hostAttention(hostData(qkv), cache, l, start, T, positions, this.rope, this.shape);
+      attn = tf.tensor2d(out, [B * T, c.numAttentionHeads * c.headDim]);
+    } else {
+      attn = tensorAttention(qkv, cache, l, B, T, cos!, sin!, addMask!, this.shape);
+    }
+    const h1: tf.Tensor2D = tf.add(h, this.linear(attn, w.o, ad?.o));
+    const x2 = this.rmsNorm(h1, w.postNorm);
+    const gate = this.linear(x2, w.gate, ad?.gate);
+    const up = this.linear(x2, w.up, ad?.up);
+    return tf.add(h1, this.linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.down, ad?.down));
+  }
+
+  /** transformers' LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
+  private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
+  }
+
+  /** x W (+ bias) (+ (x A) B for an un-merged adapter). */
+  private linear(x: tf.Tensor2D, lin: LinearWeights, lora: LoraPair | undefined): tf.Tensor2D {
+    let y: tf.Tensor2D = lin.bias ? tf.add(tf.matMul(x, lin.w), lin.bias) : tf.matMul(x, lin.w);
+    if (lora) y = tf.add(y, tf.matMul(tf.matMul(x, lora.a), lora.b));
+    return y;
+  }
+}
