@@ -40,7 +40,8 @@ export function parseGuanaco(text: string, options: ParseGuanacoOptions = {}): M
   const marks = [...text.matchAll(MARKER_RE)];
   const first = marks[0];
   if (!first || !marks.some((m) => m[1] === 'Human')) throw bad(source, 'no "### Human:" turn');
-  if (first.index! > 0) throw bad(source, `text before the first marker: ${preview(text.slice(0, first.index))}`);
+  if (first.index! > 0)
+    throw bad(source, `text before the first marker: ${preview(text.slice(0, first.index))}`);
   const messages: Message[] = [];
   marks.forEach((m, i) => {
     const role: Role = m[1] === 'Human' ? 'user' : 'assistant';
@@ -65,12 +66,16 @@ export function formatGuanaco(messages: readonly Message[]): string {
     .map((m: Message, i) => {
       const where = `message ${i + 1}`;
       const role: unknown = m?.role;
-      if (role !== 'user' && role !== 'assistant') throw bad(where, `role must be user or assistant, got ${role}`);
+      if (role !== 'user' && role !== 'assistant')
+        throw bad(where, `role must be user or assistant, got ${role}`);
       if (typeof m.content !== 'string') throw bad(where, 'content must be a string');
       if (i === 0 && role !== 'user') throw bad(where, 'the first message must be the user');
       if (i > 0 && messages[i - 1]!.role === role) throw bad(where, `two consecutive ${role} messages`);
       if (new RegExp(MARKER_RE.source).test(m.content)) {
-        throw bad(where, 'content contains a "### Human:" or "### Assistant:" marker, which would not parse back');
+        throw bad(
+          where,
+          'content contains a "### Human:" or "### Assistant:" marker, which would not parse back',
+        );
       }
       return `${MARKER[role]} ${m.content}`;
     })

@@ -45,7 +45,8 @@ function isObject(v: unknown): v is JsonObject {
 
 function readError(file: string, e: unknown): DataError {
   const code = (e as NodeJS.ErrnoException).code;
-  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String((e as Error).message);
+  const why =
+    code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String((e as Error).message);
   return new DataError('cannot-read', `${file}: cannot read: ${why}`, { cause: e });
 }
 
@@ -56,10 +57,16 @@ function parseLine(text: string, file: string, line: number): JsonObject | undef
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new DataError('bad-json', `${file}:${line}: invalid JSON (${(e as Error).message}): ${snippet(text)}`);
+    throw new DataError(
+      'bad-json',
+      `${file}:${line}: invalid JSON (${(e as Error).message}): ${snippet(text)}`,
+    );
   }
   if (!isObject(value)) {
-    throw new DataError('not-an-object', `${file}:${line}: expected a JSON object, got ${kindOf(value)}: ${snippet(text)}`);
+    throw new DataError(
+      'not-an-object',
+      `${file}:${line}: expected a JSON object, got ${kindOf(value)}: ${snippet(text)}`,
+    );
   }
   return value;
 }
@@ -118,7 +125,10 @@ export async function* readJsonl<T = JsonObject>(
 }
 
 /** All records of a JSON Lines file (see {@link readJsonl}). */
-export async function readJsonlAll<T = JsonObject>(file: string, options: ReadJsonlOptions = {}): Promise<T[]> {
+export async function readJsonlAll<T = JsonObject>(
+  file: string,
+  options: ReadJsonlOptions = {},
+): Promise<T[]> {
   const rows: T[] = [];
   for await (const { value } of readJsonl<T>(file, options)) rows.push(value);
   return rows;
@@ -173,31 +183,44 @@ export async function readJsonOrJsonl<T = JsonObject>(file: string): Promise<T[]
     throw new DataError('bad-json', `${file}: invalid JSON: text after the top-level array`);
   }
   value.forEach((v, i) => {
-    if (!isObject(v)) throw new DataError('not-an-object', `${file}: array element ${i} is ${kindOf(v)}, not an object`);
+    if (!isObject(v))
+      throw new DataError('not-an-object', `${file}: array element ${i} is ${kindOf(v)}, not an object`);
   });
   return value as T[];
 }
 
 function serialise(row: unknown, index: number, file: string): string {
   if (!isObject(row)) {
-    throw new DataError('not-an-object', `${file}: row ${index} is ${kindOf(row)}; JSON Lines rows must be objects`);
+    throw new DataError(
+      'not-an-object',
+      `${file}: row ${index} is ${kindOf(row)}; JSON Lines rows must be objects`,
+    );
   }
   try {
     return JSON.stringify(row);
   } catch (e) {
-    throw new DataError('unserialisable', `${file}: row ${index} cannot be written as JSON: ${(e as Error).message}`);
+    throw new DataError(
+      'unserialisable',
+      `${file}: row ${index} cannot be written as JSON: ${(e as Error).message}`,
+    );
   }
 }
 
 function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /**
  * Writes rows as JSON Lines atomically: to a temp file in the same folder, fsync'd, then renamed over `file`,
  * so that readers see the old file or the complete new one, never half of it. Returns the number of rows.
  */
-export async function writeJsonlAtomic(file: string, rows: Iterable<unknown> | AsyncIterable<unknown>): Promise<number> {
+export async function writeJsonlAtomic(
+  file: string,
+  rows: Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<number> {
   const tmp = tempPathFor(file);
   const fh = await open(tmp, 'wx');
   let n = 0;
@@ -248,7 +271,10 @@ async function lastLineStart(fh: FileHandle, end: number): Promise<number> {
  * append — that line is cut off first and reported as `droppedTail` (a complete last line that merely lacks
  * its newline is kept). One writer per file.
  */
-export async function appendJsonl(file: string, rows: Iterable<unknown> | AsyncIterable<unknown>): Promise<AppendResult> {
+export async function appendJsonl(
+  file: string,
+  rows: Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<AppendResult> {
   const lines: string[] = [];
   for await (const row of rows) lines.push(serialise(row, lines.length, file));
   const fh = await open(file, 'a+');

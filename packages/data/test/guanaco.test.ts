@@ -1,6 +1,13 @@
 import { expect } from 'chai';
-import { DataError, formatGuanaco, isPolyglotError, type Message, parseGuanaco, readJsonl } from '../src/index.js';
 import { sharedPath } from '../../../tools/shared.js';
+import {
+  DataError,
+  formatGuanaco,
+  isPolyglotError,
+  type Message,
+  parseGuanaco,
+  readJsonl,
+} from '../src/index.js';
 
 function expectBad(fn: () => unknown, ...mentions: string[]): void {
   let caught: unknown;
@@ -38,7 +45,8 @@ describe('Guanaco conversations', () => {
   });
 
   it('splits multi-turn text at the markers and keeps content exactly', () => {
-    const text = '### Human: Hi there?### Assistant: Hello!\n\nHow can I help?\n### Human:  two spaces### Assistant:no space';
+    const text =
+      '### Human: Hi there?### Assistant: Hello!\n\nHow can I help?\n### Human:  two spaces### Assistant:no space';
     const messages = parseGuanaco(text);
     expect(messages).to.deep.equal([
       { role: 'user', content: 'Hi there?' },
@@ -63,11 +71,32 @@ describe('Guanaco conversations', () => {
   });
 
   it('rejects malformed conversations, naming the record', () => {
-    expectBad(() => parseGuanaco('just text', { source: 'train.json:7' }), 'train.json:7', 'no "### Human:" turn');
-    expectBad(() => parseGuanaco('### Assistant: only me', { source: 'id 12' }), 'id 12', 'no "### Human:" turn');
-    expectBad(() => parseGuanaco('Intro ### Human: hi### Assistant: yo', { source: 'r1' }), 'r1', 'text before the first marker', '"Intro "');
-    expectBad(() => parseGuanaco('### Human: a### Human: b### Assistant: c', { source: 'r2' }), 'r2', 'turns 1 and 2');
-    expectBad(() => parseGuanaco('### Human: a### Assistant: b### Assistant: c'), 'conversation', 'turns 2 and 3');
+    expectBad(
+      () => parseGuanaco('just text', { source: 'train.json:7' }),
+      'train.json:7',
+      'no "### Human:" turn',
+    );
+    expectBad(
+      () => parseGuanaco('### Assistant: only me', { source: 'id 12' }),
+      'id 12',
+      'no "### Human:" turn',
+    );
+    expectBad(
+      () => parseGuanaco('Intro ### Human: hi### Assistant: yo', { source: 'r1' }),
+      'r1',
+      'text before the first marker',
+      '"Intro "',
+    );
+    expectBad(
+      () => parseGuanaco('### Human: a### Human: b### Assistant: c', { source: 'r2' }),
+      'r2',
+      'turns 1 and 2',
+    );
+    expectBad(
+      () => parseGuanaco('### Human: a### Assistant: b### Assistant: c'),
+      'conversation',
+      'turns 2 and 3',
+    );
     expectBad(() => parseGuanaco('### Assistant: a### Human: b'), 'starts with an "### Assistant:" turn');
     expectBad(() => parseGuanaco(undefined as unknown as string), 'expected a string');
   });
@@ -81,7 +110,10 @@ describe('Guanaco conversations', () => {
     expectBad(() => formatGuanaco([]), 'no messages');
     expectBad(() => formatGuanaco([{ role: 'assistant', content: 'A' }]), 'message 1', 'first message');
     expectBad(() => formatGuanaco([ok[0]!, ok[0]!]), 'message 2', 'two consecutive user');
-    expectBad(() => formatGuanaco([{ role: 'system' as 'user', content: 'x' }]), 'role must be user or assistant');
+    expectBad(
+      () => formatGuanaco([{ role: 'system' as 'user', content: 'x' }]),
+      'role must be user or assistant',
+    );
     expectBad(() => formatGuanaco([{ role: 'user', content: 'a ### Assistant: b' }]), 'marker');
   });
 });

@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { sharedPath } from '../../../tools/shared.js';
 import {
   appendJsonl,
   DataError,
@@ -12,7 +13,6 @@ import {
   type TruncatedTail,
   writeJsonlAtomic,
 } from '../src/index.js';
-import { sharedPath } from '../../../tools/shared.js';
 
 async function expectDataError(p: Promise<unknown>, code: string, ...mentions: string[]): Promise<DataError> {
   let caught: unknown;
@@ -72,7 +72,12 @@ describe('JSON Lines', () => {
     });
 
     it('raises cannot-read for a missing file', async () => {
-      await expectDataError(readJsonlAll(at('missing.jsonl')), 'cannot-read', 'missing.jsonl', 'no such file');
+      await expectDataError(
+        readJsonlAll(at('missing.jsonl')),
+        'cannot-read',
+        'missing.jsonl',
+        'no such file',
+      );
     });
 
     it('accepts a last line without newline when it is complete', async () => {
@@ -82,20 +87,35 @@ describe('JSON Lines', () => {
 
     it('raises on a truncated last line unless told to tolerate it, then reports and skips it', async () => {
       await writeFile(at('crash.jsonl'), '{"a":1}\n{"a":2}\n{"a":3,"te');
-      await expectDataError(readJsonlAll(at('crash.jsonl')), 'bad-json', `crash.jsonl:3`, 'allowTruncatedTail');
+      await expectDataError(
+        readJsonlAll(at('crash.jsonl')),
+        'bad-json',
+        `crash.jsonl:3`,
+        'allowTruncatedTail',
+      );
       const tails: TruncatedTail[] = [];
-      const rows = await readJsonlAll(at('crash.jsonl'), { allowTruncatedTail: true, onTruncatedTail: (t) => tails.push(t) });
+      const rows = await readJsonlAll(at('crash.jsonl'), {
+        allowTruncatedTail: true,
+        onTruncatedTail: (t) => tails.push(t),
+      });
       expect(rows).to.deep.equal([{ a: 1 }, { a: 2 }]);
       expect(tails).to.deep.equal([{ path: at('crash.jsonl'), line: 3, text: '{"a":3,"te' }]);
     });
 
     it('still raises on a bad line that is not the last one', async () => {
       await writeFile(at('mid.jsonl'), '{"a":1}\n{"a":\n{"a":3}\n');
-      await expectDataError(readJsonlAll(at('mid.jsonl'), { allowTruncatedTail: true }), 'bad-json', 'mid.jsonl:2');
+      await expectDataError(
+        readJsonlAll(at('mid.jsonl'), { allowTruncatedTail: true }),
+        'bad-json',
+        'mid.jsonl:2',
+      );
     });
 
     it('streams a large file with multi-byte text across chunk boundaries', async () => {
-      const rows = Array.from({ length: 3000 }, (_, i) => ({ i, text: `Привет 你好 🙂 ${'é'.repeat(i % 97)}` }));
+      const rows = Array.from({ length: 3000 }, (_, i) => ({
+        i,
+        text: `Привет 你好 🙂 ${'é'.repeat(i % 97)}`,
+      }));
       await writeFile(at('big.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
       const read = await rowsWithLines(at('big.jsonl'));
       expect(read.map(([v]) => v)).to.deep.equal(rows);
@@ -116,7 +136,9 @@ describe('JSON Lines', () => {
 
     it('reads the paper samples (pandas lines=True)', async function () {
       const base = sharedPath(this, 'data', 'paper-samples');
-      const guanaco = await readJsonOrJsonl<{ text: string; lang: string; id: number }>(path.join(base, 'guanaco_test.head.json'));
+      const guanaco = await readJsonOrJsonl<{ text: string; lang: string; id: number }>(
+        path.join(base, 'guanaco_test.head.json'),
+      );
       expect(guanaco.map((r) => r.id)).to.deep.equal([9846, 9847, 9848, 9849, 9850]);
       expect(guanaco[0]!.lang).to.equal('rus_Cyrl');
       const alpaca = await readJsonOrJsonl<{ instruction: string }>(
@@ -129,7 +151,9 @@ describe('JSON Lines', () => {
       );
       expect(xcsqa[0]!.answer).to.deep.equal(['C', 'hospital']);
       expect(xcsqa[0]!.options).to.have.length(5);
-      const xquad = await readJsonOrJsonl<{ answer: string }>(path.join(base, 'xquad', 'xquad_dev_en_de.head.json'));
+      const xquad = await readJsonOrJsonl<{ answer: string }>(
+        path.join(base, 'xquad', 'xquad_dev_en_de.head.json'),
+      );
       expect(xquad.map((r) => r.answer)).to.deep.equal(['308', '136', '118', 'vier', 'Kawann Short']);
     });
 
@@ -149,7 +173,10 @@ describe('JSON Lines', () => {
 
   describe('writeJsonlAtomic', () => {
     it('writes rows from an iterable or async iterable and leaves no temp file', async () => {
-      const rows = [{ a: 1, s: 'line\nbreak' }, { b: [1, 2], u: '\u2028' }];
+      const rows = [
+        { a: 1, s: 'line\nbreak' },
+        { b: [1, 2], u: '\u2028' },
+      ];
       expect(await writeJsonlAtomic(at('out.jsonl'), rows)).to.equal(2);
       expect(await readJsonlAll(at('out.jsonl'))).to.deep.equal(rows);
       expect((await readFile(at('out.jsonl'), 'utf8')).split('\n')).to.have.length(3);
@@ -164,7 +191,11 @@ describe('JSON Lines', () => {
 
     it('leaves the old file untouched when a row is bad', async () => {
       await writeJsonlAtomic(at('keep.jsonl'), [{ v: 'old' }]);
-      await expectDataError(writeJsonlAtomic(at('keep.jsonl'), [{ v: 'new' }, [1]]), 'not-an-object', 'row 1');
+      await expectDataError(
+        writeJsonlAtomic(at('keep.jsonl'), [{ v: 'new' }, [1]]),
+        'not-an-object',
+        'row 1',
+      );
       const circular: Record<string, unknown> = {};
       circular.self = circular;
       await expectDataError(writeJsonlAtomic(at('keep.jsonl'), [circular]), 'unserialisable', 'row 0');
@@ -183,7 +214,10 @@ describe('JSON Lines', () => {
     it('cuts off a partial line left by a crash before appending, and reports it', async () => {
       await writeFile(at('log.jsonl'), '{"i":0}\n{"i":1}\n{"i":2,"out');
       const result = await appendJsonl(at('log.jsonl'), [{ i: 2 }]);
-      expect(result).to.deep.equal({ appended: 1, droppedTail: { path: at('log.jsonl'), line: 3, text: '{"i":2,"out' } });
+      expect(result).to.deep.equal({
+        appended: 1,
+        droppedTail: { path: at('log.jsonl'), line: 3, text: '{"i":2,"out' },
+      });
       expect(await readFile(at('log.jsonl'), 'utf8')).to.equal('{"i":0}\n{"i":1}\n{"i":2}\n');
     });
 

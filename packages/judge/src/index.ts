@@ -1,1 +1,3 @@
-export const PACKAGE_NAME = '@polyglot/judge';
+export * from './errors.js';
+export * from './parse.js';
+export * from './rubric.js';

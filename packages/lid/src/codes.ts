@@ -59,11 +59,13 @@ function validate(spec: LanguageSpec): void {
   };
   if (typeof spec !== 'object' || spec === null) bad('expected an object');
   if (!/^[a-z]{3}$/.test(spec.iso3 ?? '')) bad(`iso3 must be three lower-case letters, got ${spec.iso3}`);
-  if (!/^[A-Z][a-z]{3}$/.test(spec.script ?? '')) bad(`script must be an ISO 15924 code like Latn, got ${spec.script}`);
+  if (!/^[A-Z][a-z]{3}$/.test(spec.script ?? ''))
+    bad(`script must be an ISO 15924 code like Latn, got ${spec.script}`);
   if (typeof spec.name !== 'string' || spec.name.trim() === '') bad('name must be a non-empty string');
   if (spec.iso1 !== undefined && !/^[a-z]{2}$/.test(spec.iso1)) bad(`iso1 must be two lower-case letters`);
   if (spec.lid176 !== undefined && !/^[a-z]{2,3}$/.test(spec.lid176)) bad(`lid176 must be a 2-3 letter code`);
-  if (spec.group !== undefined && !/^[a-z]{3}$/.test(spec.group)) bad(`group must be three lower-case letters`);
+  if (spec.group !== undefined && !/^[a-z]{3}$/.test(spec.group))
+    bad(`group must be three lower-case letters`);
   for (const s of ['openlid', 'glotlid'] as const) {
     if (spec[s] !== undefined && !LABEL_RE.test(spec[s])) bad(`${s} must look like deu_Latn, got ${spec[s]}`);
   }
@@ -182,8 +184,7 @@ function resolve(input: unknown): Entry {
   const lang = m[1]!.toLowerCase();
   if (m[2]) {
     const script = m[2][0]!.toUpperCase() + m[2].slice(1).toLowerCase();
-    const found =
-      byLabel.get(`${lang}_${script}`) ?? byCode.get(lang)?.find((e) => e.script === script);
+    const found = byLabel.get(`${lang}_${script}`) ?? byCode.get(lang)?.find((e) => e.script === script);
     if (!found) throw unknown(input, `no variety ${lang} in script ${script} in the table`);
     return found;
   }
@@ -222,7 +223,10 @@ export function sameLanguage(a: string, b: string): boolean {
  */
 export function toLabel(code: string, scheme: LabelScheme): string {
   if (!LABEL_SCHEMES.includes(scheme)) {
-    throw new LidError('bad-scheme', `unknown label scheme ${JSON.stringify(scheme)}; use ${LABEL_SCHEMES.join(', ')}`);
+    throw new LidError(
+      'bad-scheme',
+      `unknown label scheme ${JSON.stringify(scheme)}; use ${LABEL_SCHEMES.join(', ')}`,
+    );
   }
   const e = resolve(code);
   const candidates = [e, ...entries.filter((o) => o.group === e.group && o.script === e.script)];

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import {
+  isPolyglotError,
   type LabelScheme,
   LidError,
-  isPolyglotError,
   listLanguages,
   normalizeLang,
   registerLanguage,
@@ -50,7 +50,16 @@ describe('language codes', () => {
   it('maps German across every convention', () => {
     const de = normalizeLang('de');
     expect(de).to.deep.include({ iso1: 'de', iso3: 'deu', script: 'Latn', key: 'deu_Latn', group: 'deu' });
-    for (const form of ['deu', 'deu_Latn', 'DE', 'deu_latn', 'de-DE', 'de_Latn', '__label__de', '__label__deu_Latn']) {
+    for (const form of [
+      'deu',
+      'deu_Latn',
+      'DE',
+      'deu_latn',
+      'de-DE',
+      'de_Latn',
+      '__label__de',
+      '__label__deu_Latn',
+    ]) {
       expect(normalizeLang(form).key, form).to.equal('deu_Latn');
     }
     expect(toLabel('de', 'lid176')).to.equal('__label__de');
@@ -150,7 +159,17 @@ describe('language codes', () => {
   });
 
   it('raises on unknown or malformed codes instead of missing silently', () => {
-    for (const bad of ['xx', 'qqq', '__label__qqq', 'deu_Cyrl', '__label__xyz_Latn', '', 'english', 'de-', 'd']) {
+    for (const bad of [
+      'xx',
+      'qqq',
+      '__label__qqq',
+      'deu_Cyrl',
+      '__label__xyz_Latn',
+      '',
+      'english',
+      'de-',
+      'd',
+    ]) {
       expectLidError(() => normalizeLang(bad), 'unknown-language', JSON.stringify(bad));
     }
     expectLidError(() => normalizeLang(42 as unknown as string), 'unknown-language');
@@ -178,15 +197,30 @@ describe('language codes', () => {
       'duplicate-language',
       'replace',
     );
-    registerLanguage({ iso3: 'jbo', script: 'Latn', name: 'Lojban', lid176: 'jbo', glotlid: 'jbo_Latn' }, { replace: true });
+    registerLanguage(
+      { iso3: 'jbo', script: 'Latn', name: 'Lojban', lid176: 'jbo', glotlid: 'jbo_Latn' },
+      { replace: true },
+    );
     expect(toLabel('__label__jbo', 'glotlid')).to.equal('__label__jbo_Latn');
     expect(toLabel('jbo_Latn', 'lid176')).to.equal('__label__jbo');
   });
 
   it('rejects malformed registrations', () => {
-    expectLidError(() => registerLanguage({ iso3: 'TLH', script: 'Latn', name: 'x' }), 'bad-language-spec', 'iso3');
-    expectLidError(() => registerLanguage({ iso3: 'abc', script: 'latin', name: 'x' }), 'bad-language-spec', 'script');
-    expectLidError(() => registerLanguage({ iso3: 'abc', script: 'Latn', name: '' }), 'bad-language-spec', 'name');
+    expectLidError(
+      () => registerLanguage({ iso3: 'TLH', script: 'Latn', name: 'x' }),
+      'bad-language-spec',
+      'iso3',
+    );
+    expectLidError(
+      () => registerLanguage({ iso3: 'abc', script: 'latin', name: 'x' }),
+      'bad-language-spec',
+      'script',
+    );
+    expectLidError(
+      () => registerLanguage({ iso3: 'abc', script: 'Latn', name: '' }),
+      'bad-language-spec',
+      'name',
+    );
     expectLidError(
       () => registerLanguage({ iso3: 'abc', script: 'Latn', name: 'x', openlid: 'abc-Latn' }),
       'bad-language-spec',

@@ -6,7 +6,8 @@ function checked(values: readonly number[], what: string): readonly number[] {
     throw new TasksError('empty-sample', `${what}: no values to aggregate`);
   }
   const bad = values.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
-  if (bad >= 0) throw new TasksError('bad-value', `${what}: value ${bad} is ${values[bad]}, not a finite number`);
+  if (bad >= 0)
+    throw new TasksError('bad-value', `${what}: value ${bad} is ${values[bad]}, not a finite number`);
   return values;
 }
 
@@ -77,7 +78,10 @@ export function bootstrapCI(
   const { iterations = 1000, confidence = 0.95, seed = 0, statistic = mean } = options;
   checked(values, 'bootstrapCI');
   if (!Number.isInteger(iterations) || iterations < 1) {
-    throw new TasksError('bad-option', `bootstrapCI: iterations must be a positive integer, got ${iterations}`);
+    throw new TasksError(
+      'bad-option',
+      `bootstrapCI: iterations must be a positive integer, got ${iterations}`,
+    );
   }
   if (!(confidence > 0 && confidence < 1)) {
     throw new TasksError('bad-option', `bootstrapCI: confidence must be between 0 and 1, got ${confidence}`);

@@ -55,7 +55,8 @@ export function extractChoice(response: string, options: readonly string[]): Cho
   if (isLetter) {
     if (/^\s$/.test(next)) {
       const other = optionAt(text.slice(1).trimStart(), options);
-      if (other !== null && other !== index) return { index: other, letter: letterOf(other), via: 'option-text' };
+      if (other !== null && other !== index)
+        return { index: other, letter: letterOf(other), via: 'option-text' };
     }
     return { index, letter: letterOf(index), via: 'letter' };
   }

@@ -87,6 +87,13 @@ function withoutPrefix(text: string, folded: string): string | null {
   return acc === folded ? text.slice(end) : null;
 }
 
+/** Phrases folded for comparison, empty ones dropped. */
+function foldPrefixes(phrases: readonly string[]): string[] {
+  return phrases.map((p) => fold(stripQuotes(p))).filter((p) => p !== '');
+}
+
+const DEFAULT_PREFIXES = foldPrefixes(XQUAD_LEAD_INS);
+
 /**
  * Cleans a generated XQuAD answer the way the containment score reads it:
  * 1. NFC-normalise and remove every quotation mark;
@@ -96,11 +103,11 @@ function withoutPrefix(text: string, folded: string): string | null {
  * 3. trim.
  */
 export function cleanXquadResponse(response: string, options: XquadCleanOptions = {}): string {
-  const prefixes = [...(options.leadIns ?? XQUAD_LEAD_INS)].map((l) => fold(stripQuotes(l)));
-  if (options.question) {
-    prefixes.push(fold(stripQuotes(options.question).replace(LEADING_JUNK_RE, '').replace(TRAILING_QUESTION_RE, '')));
-  }
-  const ordered = prefixes.filter((p) => p !== '').sort((a, b) => b.length - a.length);
+  const prefixes = options.leadIns ? foldPrefixes(options.leadIns) : DEFAULT_PREFIXES;
+  const question = options.question
+    ? foldPrefixes([stripQuotes(options.question).replace(LEADING_JUNK_RE, '').replace(TRAILING_QUESTION_RE, '')])
+    : [];
+  const ordered = [...question, ...prefixes].sort((a, b) => b.length - a.length);
   let text = stripQuotes(response);
   for (;;) {
     const before = text;
@@ -152,13 +159,20 @@ export function xquadContainment(
 ): number {
   const { lang = 'en', window = 50, match = 'tokens' } = options;
   if (!(window > 0) || (!Number.isInteger(window) && window !== Number.POSITIVE_INFINITY)) {
-    throw new TasksError('bad-option', `xquadContainment: window must be a positive integer or Infinity, got ${window}`);
+    throw new TasksError(
+      'bad-option',
+      `xquadContainment: window must be a positive integer or Infinity, got ${window}`,
+    );
   }
   if (match !== 'tokens' && match !== 'substring') {
-    throw new TasksError('bad-option', `xquadContainment: match must be 'tokens' or 'substring', got ${match}`);
+    throw new TasksError(
+      'bad-option',
+      `xquadContainment: match must be 'tokens' or 'substring', got ${match}`,
+    );
   }
   const refs = typeof references === 'string' ? [references] : references;
-  if (refs.length === 0) throw new TasksError('no-references', 'xquadContainment needs at least one reference answer');
+  if (refs.length === 0)
+    throw new TasksError('no-references', 'xquadContainment needs at least one reference answer');
   const head = Array.from(cleanXquadResponse(response, options)).slice(0, window).join('');
   if (match === 'substring') {
     const hay = normalizeAnswer(head, lang);

@@ -1,6 +1,13 @@
-import { expect } from 'chai';
 import { LidError } from '@polyglot/lid';
-import { answerTokens, exactMatch, f1Score, isPolyglotError, normalizeAnswer, TasksError } from '../src/index.js';
+import { expect } from 'chai';
+import {
+  answerTokens,
+  exactMatch,
+  f1Score,
+  isPolyglotError,
+  normalizeAnswer,
+  TasksError,
+} from '../src/index.js';
 
 describe('SQuAD exact match and F1', () => {
   it('normalises English as SQuAD v1.1 does', () => {

@@ -1,15 +1,16 @@
-import path from 'node:path';
-import { expect } from 'chai';
 import { readJsonOrJsonl } from '@polyglot/data';
-import { extractChoice, TasksError } from '../src/index.js';
+import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
+import { extractChoice, TasksError } from '../src/index.js';
 
 const OPTIONS = ['town', 'michigan', 'hospital', 'schools', 'office building'];
 
 describe('X-CSQA answer extraction', () => {
   it('reads the gold answers of the paper sample from plausible responses', async function () {
     const file = sharedPath(this, 'data', 'paper-samples', 'xcsqa', 'xcsqa_dev_en_en.head.json');
-    const items = await readJsonOrJsonl<{ instruction: string; answer: [string, string]; options: string[] }>(file);
+    const items = await readJsonOrJsonl<{ instruction: string; answer: [string, string]; options: string[] }>(
+      file,
+    );
     expect(items).to.have.length(5);
     for (const { instruction, answer, options } of items) {
       expect(instruction.endsWith('### Assistant: "')).to.equal(true);
@@ -32,7 +33,11 @@ describe('X-CSQA answer extraction', () => {
         expect(extractChoice(r, options), JSON.stringify(r)).to.deep.equal({ index, letter, via: 'letter' });
       }
       for (const r of [`${text}"`, `${text.toUpperCase()}.`, `'${text}' is where you would find it`]) {
-        expect(extractChoice(r, options), JSON.stringify(r)).to.deep.equal({ index, letter, via: 'option-text' });
+        expect(extractChoice(r, options), JSON.stringify(r)).to.deep.equal({
+          index,
+          letter,
+          via: 'option-text',
+        });
       }
       expect(extractChoice(`I think the answer is ${letter}.`, options)).to.equal(null);
     }
@@ -64,8 +69,16 @@ describe('X-CSQA answer extraction', () => {
     });
     expect(extractChoice('office"', ['office', 'office building'])?.index).to.equal(0);
     // a letter followed by text in a script without spaces
-    expect(extractChoice('B是正确答案', ['城镇', '医院', '学校'])).to.deep.equal({ index: 1, letter: 'B', via: 'letter' });
-    expect(extractChoice('医院。', ['城镇', '医院', '学校'])).to.deep.equal({ index: 1, letter: 'B', via: 'option-text' });
+    expect(extractChoice('B是正确答案', ['城镇', '医院', '学校'])).to.deep.equal({
+      index: 1,
+      letter: 'B',
+      via: 'letter',
+    });
+    expect(extractChoice('医院。', ['城镇', '医院', '学校'])).to.deep.equal({
+      index: 1,
+      letter: 'B',
+      via: 'option-text',
+    });
     expect(extractChoice('«E»', OPTIONS)?.letter).to.equal('E');
   });
 

@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { expect } from 'chai';
 import { readJsonOrJsonl } from '@polyglot/data';
-import { cleanXquadResponse, exactMatch, f1Score, TasksError, xquadContainment } from '../src/index.js';
+import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
+import { cleanXquadResponse, exactMatch, f1Score, TasksError, xquadContainment } from '../src/index.js';
 
 interface Squad {
-  data: { paragraphs: { context: string; qas: { id: string; question: string; answers: { text: string }[] }[] }[] }[];
+  data: {
+    paragraphs: { context: string; qas: { id: string; question: string; answers: { text: string }[] }[] }[];
+  }[];
 }
 
 describe('XQuAD containment', () => {
@@ -17,12 +19,16 @@ describe('XQuAD containment', () => {
     expect(cleanXquadResponse('答案是：308分')).to.equal('308分');
     const question = 'Wie viele Punkte gab die Verteidigung der Panthers ab?';
     expect(cleanXquadResponse(`${question} 308`, { question })).to.equal('308');
-    expect(cleanXquadResponse(`wie viele punkte gab die verteidigung der panthers ab: 308`, { question })).to.equal('308');
+    expect(
+      cleanXquadResponse(`wie viele punkte gab die verteidigung der panthers ab: 308`, { question }),
+    ).to.equal('308');
     expect(cleanXquadResponse('Antwort: 308', { leadIns: [] })).to.equal('Antwort: 308');
   });
 
   it('scores 1 when the answer is in the first 50 characters of the cleaned response', () => {
-    expect(xquadContainment('Kawann Short" führte das Team mit 11 Sacks an.', 'Kawann Short', { lang: 'de' })).to.equal(1);
+    expect(
+      xquadContainment('Kawann Short" führte das Team mit 11 Sacks an.', 'Kawann Short', { lang: 'de' }),
+    ).to.equal(1);
     expect(xquadContainment('vier Interceptions', 'vier', { lang: 'de' })).to.equal(1);
     const late = `${'Die Verteidigung der Panthers war in dieser Saison'} sehr stark, Kawann Short`;
     expect(xquadContainment(late, 'Kawann Short', { lang: 'de' })).to.equal(0);
@@ -74,7 +80,10 @@ describe('XQuAD containment', () => {
             expect(f1Score(answer, answers, lang), `${lang} ${qa.id} F1`).to.equal(1);
             const response = `${qa.question} "${answer}"`;
             const options = { lang, question: qa.question };
-            expect(xquadContainment(response, answers, { ...options, window: Infinity }), `${lang} ${qa.id}`).to.equal(1);
+            expect(
+              xquadContainment(response, answers, { ...options, window: Infinity }),
+              `${lang} ${qa.id}`,
+            ).to.equal(1);
             const fits = Array.from(cleanXquadResponse(answer)).length <= 50;
             // an answer longer than the 50-character window can only match if its cut-off tail is punctuation
             if (fits) expect(xquadContainment(response, answers, options), `${lang} ${qa.id} 50`).to.equal(1);

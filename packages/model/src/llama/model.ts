@@ -76,6 +76,20 @@ function inputError(code: string, message: string): PolyglotError {
   return new PolyglotError(code, message);
 }
 
+/** log_softmax(row r)[target] for flat targets r·vocab + id, computed in float64. */
+function pickLogSoftmax(logits: Float32Array, vocab: number, targets: number[]): Float64Array {
+  const out = new Float64Array(targets.length);
+  for (let r = 0; r < targets.length; r++) {
+    const o = r * vocab;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < vocab; i++) if (logits[o + i] > max) max = logits[o + i];
+    let sum = 0;
+    for (let i = 0; i < vocab; i++) sum += Math.exp(logits[o + i] - max);
+    out[r] = logits[targets[r]] - max - Math.log(sum);
+  }
+  return out;
+}
+
 /** Index of the largest value (the first one on ties, like torch.argmax). */
 export function argmax(values: Float32Array, start = 0, end = values.length): number {
   let best = start;
@@ -292,28 +306,46 @@ export class LlamaModel {
 
   /** {@link scoreTokens} for several sequences, run as one right-padded batch. */
   async scoreBatch(sequences: number[][]): Promise<TokenScores[]> {
+    this.activate();
     this.checkPrompts(sequences);
     const B = sequences.length;
     const T = Math.max(...sequences.map((s) => s.length));
     const V = this.config.vocabSize;
     const ids = sequences.map((s) => [...s, ...new Array<number>(T - s.length).fill(this.padId)]);
     const mask = sequences.map((s) => Array.from({ length: T }, (_, t) => (t < s.length ? 1 : 0)));
-    const flat: number[] = [];
+    // Only rows that predict a next token go through the LM head: row (b, t) predicts sequences[b][t + 1].
+    const rows: number[] = [];
+    const targets: number[] = [];
     for (let b = 0; b < B; b++) {
-      for (let t = 0; t + 1 < sequences[b].length; t++) flat.push((b * T + t) * V + sequences[b][t + 1]);
+      for (let t = 0; t + 1 < sequences[b].length; t++) {
+        targets.push(rows.length * V + sequences[b][t + 1]);
+        rows.push(b * T + t);
+      }
     }
+    if (rows.length === 0) return sequences.map(() => ({ tokenLogprobs: [], sumLogprob: 0 }));
     const cache = this.createCache(B, T);
     try {
-      this.activate();
       const lora = this.currentLora();
-      const picked = tf.tidy(() => {
-        const logits = this.logitsTensor(ids, mask, cache, 'all', lora);
-        if (flat.length === 0) return tf.zeros([0]);
-        const logp = tf.reshape(tf.logSoftmax(logits), [-1]);
-        return tf.gather(logp, tf.tensor1d(flat, 'int32'));
-      });
-      const values = (await picked.data()) as Float32Array;
-      picked.dispose();
+      let values: Float64Array | Float32Array;
+      if (this.backend === 'wasm' || this.backend === 'cpu') {
+        // In-process backends: the logits are in this process's memory; log-softmax on the host, in float64.
+        const logits = tf.tidy(() => this.logitsTensor(ids, mask, cache, rows, lora));
+        try {
+          values = pickLogSoftmax(logits.dataSync() as Float32Array, V, targets);
+        } finally {
+          logits.dispose();
+        }
+      } else {
+        const picked = tf.tidy(() => {
+          const logp = tf.reshape(tf.logSoftmax(this.logitsTensor(ids, mask, cache, rows, lora)), [-1]);
+          return tf.gather(logp, tf.tensor1d(targets, 'int32'));
+        });
+        try {
+          values = (await picked.data()) as Float32Array;
+        } finally {
+          picked.dispose();
+        }
+      }
       const out: TokenScores[] = [];
       let k = 0;
       for (const s of sequences) {
@@ -445,12 +477,15 @@ export class LlamaModel {
     }
   }
 
-  /** The decoder; call inside tf.tidy. Appends the tokens to `cache`. Returns [batch·T or batch, vocab]. */
+  /**
+   * The decoder; call inside tf.tidy. Appends the tokens to `cache`. Returns the logits of every position
+   * ([batch·T, vocab]), of the last column ([batch, vocab]) or of the listed rows of [batch·T] ([rows, vocab]).
+   */
   private logitsTensor(
     ids: number[][],
     mask: number[][],
     cache: KVCache,
-    which: 'all' | 'last',
+    which: 'all' | 'last' | number[],
     lora: LayerLora[] | null,
   ): tf.Tensor2D {
     const c = this.config;
@@ -518,10 +553,15 @@ export class LlamaModel {
     cache.nextPos.splice(0, B, ...nextPos);
     let out = this.rmsNorm(h, this.weights.finalNorm);
     if (which === 'last' && T > 1) {
-      out = tf.reshape(tf.slice(tf.reshape(out, [B, T, c.hiddenSize]), [0, T - 1, 0], [B, 1, c.hiddenSize]), [
-        B,
-        c.hiddenSize,
-      ]);
+      out = tf.gather(
+        out,
+        tf.tensor1d(
+          Array.from({ length: B }, (_, b) => b * T + T - 1),
+          'int32',
+        ),
+      );
+    } else if (Array.isArray(which)) {
+      out = tf.gather(out, tf.tensor1d(which, 'int32'));
     }
     return tf.matMul(out, this.weights.lmHead);
   }

@@ -1,0 +1,16 @@
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { LlamaModel } from './src/index.js';
+const F = '/work/shared/fixtures/tiny-llama';
+const ref = JSON.parse(readFileSync(`${F}/reference.json`, 'utf8'));
+const m = await LlamaModel.load(`${F}/base`, { backend: 'cpu' });
+const P = ref.base.map((e: any) => e.input_ids);
+let t = performance.now();
+const info = await tf.profile(async () => { await m.scoreBatch(P); });
+console.log('score', (performance.now() - t).toFixed(0));
+const by = new Map<string, number>(); for (const k of info.kernels) by.set(k.name, (by.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+console.log([...by].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', '));
+t = performance.now(); await m.greedy(P, 12, { leftPad: false }); console.log('greedy', (performance.now() - t).toFixed(0));
+const info2 = await tf.profile(async () => { await m.greedy([P[0]], 12); });
+const by2 = new Map<string, number>(); for (const k of info2.kernels) by2.set(k.name, (by2.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+console.log([...by2].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', '));
