@@ -5,7 +5,7 @@
 // BENCHMARKS.md from all result files. `node scripts/bench.mjs [pattern]` builds, runs every bench whose path
 // contains the pattern, and regenerates the table.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,15 +18,24 @@ const pattern = args.find((a) => !a.startsWith('--'));
 let failed = 0;
 if (!tableOnly) {
   if (!here) {
-    const build = spawnSync('pnpm', ['build'], { cwd: root, stdio: 'inherit', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } });
+    const build = spawnSync('pnpm', ['build'], {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+    });
     if (build.status !== 0) process.exit(build.status ?? 1);
   }
   const benches = [];
-  const pkgDirs = here ? [process.cwd()] : readdirSync(path.join(root, 'packages')).map((p) => path.join(root, 'packages', p));
+  const pkgDirs = here
+    ? [process.cwd()]
+    : readdirSync(path.join(root, 'packages')).map((p) => path.join(root, 'packages', p));
   for (const pkgDir of pkgDirs) {
     const dir = path.join(pkgDir, 'bench');
     if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).sort()) benches.push(path.join(dir, f));
+    for (const f of readdirSync(dir)
+      .filter((f) => f.endsWith('.bench.ts'))
+      .sort())
+      benches.push(path.join(dir, f));
   }
   for (const file of benches.filter((f) => !pattern || f.includes(pattern))) {
     console.log(`\n=== ${path.relative(root, file)}`);
@@ -51,14 +60,24 @@ const results = existsSync(resultsDir)
       .sort((a, b) => a.package.localeCompare(b.package) || a.name.localeCompare(b.name))
   : [];
 const fmt = (v) =>
-  !Number.isFinite(v) ? String(v) : Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en-US') : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
+  !Number.isFinite(v)
+    ? String(v)
+    : Math.abs(v) >= 1000
+      ? Math.round(v).toLocaleString('en-US')
+      : Math.abs(v) >= 10
+        ? v.toFixed(1)
+        : v.toFixed(3);
 const esc = (s) => String(s ?? '').replace(/\|/g, '\\|');
 const lines = [];
 for (const r of results) {
   lines.push(`### ${r.title} (\`${r.package}\`, \`bench/results/${r.name}.json\`)`, '');
-  lines.push(`Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.date.slice(0, 10)}.`, '');
+  lines.push(
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ${r.date.slice(0, 10)}.`,
+    '',
+  );
   lines.push('| figure | value | unit | comparison |', '|---|---:|---|---|');
-  for (const f of r.figures) lines.push(`| ${esc(f.figure)} | ${fmt(f.value)} | ${esc(f.unit)} | ${esc(f.comparison)} |`);
+  for (const f of r.figures)
+    lines.push(`| ${esc(f.figure)} | ${fmt(f.value)} | ${esc(f.unit)} | ${esc(f.comparison)} |`);
   if (r.notes?.length) lines.push('', ...r.notes.map((n) => `- ${n}`));
   lines.push('');
 }

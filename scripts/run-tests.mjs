@@ -11,7 +11,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const resultsDir = path.join(root, '.polyglot-test-results');
 rmSync(resultsDir, { recursive: true, force: true });
 
-const env = { ...process.env, POLYGLOT_TEST_RESULTS: resultsDir, TURBO_TELEMETRY_DISABLED: '1', FORCE_COLOR: '0' };
+const env = {
+  ...process.env,
+  POLYGLOT_TEST_RESULTS: resultsDir,
+  TURBO_TELEMETRY_DISABLED: '1',
+  FORCE_COLOR: '0',
+};
 const filters = process.argv.slice(2).flatMap((f) => ['--filter', f]);
 const started = Date.now();
 
@@ -22,7 +27,11 @@ const turbo = spawnSync(
 );
 let repo = { status: 0 };
 if (filters.length === 0) {
-  repo = spawnSync('pnpm', ['exec', 'mocha', '--config', 'tools/repo-tests/.mocharc.json'], { cwd: root, env, stdio: 'inherit' });
+  repo = spawnSync('pnpm', ['exec', 'mocha', '--config', 'tools/repo-tests/.mocharc.json'], {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  });
 }
 
 const packages = readdirSync(path.join(root, 'packages')).filter((d) =>
@@ -40,8 +49,11 @@ for (const r of results.sort((a, b) => a.package.localeCompare(b.package))) {
   passed += r.passed;
   failed += r.failed;
   skipped += r.skipped;
-  console.log(`  ${r.package.padEnd(28)} ${String(r.passed).padStart(5)} passed ${String(r.failed).padStart(4)} failed ${String(r.skipped).padStart(4)} skipped`);
-  for (const s of r.skippedTests ?? []) console.log(`      skipped: ${s.title}${s.reason ? ` (${s.reason})` : ''}`);
+  console.log(
+    `  ${r.package.padEnd(28)} ${String(r.passed).padStart(5)} passed ${String(r.failed).padStart(4)} failed ${String(r.skipped).padStart(4)} skipped`,
+  );
+  for (const s of r.skippedTests ?? [])
+    console.log(`      skipped: ${s.title}${s.reason ? ` (${s.reason})` : ''}`);
 }
 // A suite that crashed before reporting counts as a failure.
 if (filters.length === 0) {
@@ -58,7 +70,9 @@ if ((turbo.status !== 0 || repo.status !== 0) && failed === 0) {
   failed += 1;
 }
 if (process.env.CI === 'true' && skipped > 0) {
-  console.log(`  CI: ${skipped} skipped test(s) count as failures (is ../shared missing? set POLYGLOT_SHARED)`);
+  console.log(
+    `  CI: ${skipped} skipped test(s) count as failures (is ../shared missing? set POLYGLOT_SHARED)`,
+  );
   failed += skipped;
 }
 console.log(`  time ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -54,7 +54,9 @@ export function recordBench(r: Omit<BenchResult, 'date' | 'machine'>): BenchResu
   renameSync(`${file}.tmp`, file);
   console.log(`\n${r.title}`);
   for (const f of r.figures) {
-    console.log(`  ${f.figure.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit}${f.comparison ? `   ${f.comparison}` : ''}`);
+    console.log(
+      `  ${f.figure.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit}${f.comparison ? `   ${f.comparison}` : ''}`,
+    );
   }
   return result;
 }

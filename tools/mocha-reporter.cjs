@@ -20,7 +20,13 @@ class PolyglotReporter extends Spec {
       if (!dir) return;
       const pkg = JSON.parse(fs.readFileSync(path.join(process.cwd(), 'package.json'), 'utf8')).name;
       const s = runner.stats ?? this.stats;
-      const out = { package: pkg, passed: s.passes, failed: s.failures, skipped: s.pending, skippedTests: skipped };
+      const out = {
+        package: pkg,
+        passed: s.passes,
+        failed: s.failures,
+        skipped: s.pending,
+        skippedTests: skipped,
+      };
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `${pkg.replace(/[^a-z0-9-]/gi, '_')}.json`);
       fs.writeFileSync(`${file}.tmp`, JSON.stringify(out, null, 2));

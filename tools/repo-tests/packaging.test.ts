@@ -1,14 +1,16 @@
 // Every package is publishable: metadata set, `npm pack` ships dist + types + README and nothing else, internal
 // dependencies are workspace links that pnpm rewrites to versions when packing.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { repoRoot } from '../shared.js';
 
 const packagesDir = path.join(repoRoot, 'packages');
-const packages = readdirSync(packagesDir).filter((d) => existsSync(path.join(packagesDir, d, 'package.json')));
+const packages = readdirSync(packagesDir).filter((d) =>
+  existsSync(path.join(packagesDir, d, 'package.json')),
+);
 const EXPECTED = ['cli', 'data', 'infer', 'judge', 'lid', 'lora-merge', 'model', 'plots', 'sft', 'tasks'];
 
 describe('repository layout', () => {
@@ -16,7 +18,16 @@ describe('repository layout', () => {
     expect([...packages].sort()).to.deep.equal(EXPECTED);
   });
   it('has the top-level files', () => {
-    for (const f of ['README.md', 'LICENSE', 'package.json', 'turbo.json', 'pnpm-workspace.yaml', '.changeset/config.json', '.ci/run', 'BENCHMARKS.md']) {
+    for (const f of [
+      'README.md',
+      'LICENSE',
+      'package.json',
+      'turbo.json',
+      'pnpm-workspace.yaml',
+      '.changeset/config.json',
+      '.ci/run',
+      'BENCHMARKS.md',
+    ]) {
       expect(existsSync(path.join(repoRoot, f)), f).to.equal(true);
     }
     const cs = JSON.parse(readFileSync(path.join(repoRoot, '.changeset/config.json'), 'utf8'));
@@ -43,16 +54,22 @@ for (const dir of packages) {
       }
     });
     it('npm pack ships dist, types, README and LICENSE, and no tests, sources or fixtures', () => {
-      const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: pkgDir, encoding: 'utf8' });
+      const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+        cwd: pkgDir,
+        encoding: 'utf8',
+      });
       const files: string[] = JSON.parse(out)[0].files.map((f: { path: string }) => f.path);
       for (const must of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts']) {
         expect(files, `${pj.name} must ship ${must}`).to.include(must);
       }
       for (const f of files) {
-        expect(f, `${pj.name} ships ${f}`).to.match(/^(package\.json|README\.md|LICENSE|dist\/.+\.(js|d\.ts))$/);
+        expect(f, `${pj.name} ships ${f}`).to.match(
+          /^(package\.json|README\.md|LICENSE|dist\/.+\.(js|d\.ts))$/,
+        );
         expect(f).to.not.match(/(^|\/)(test|fixtures|bench)\//);
       }
-      if (pj.bin) for (const b of Object.values<string>(pj.bin)) expect(files).to.include(b.replace(/^\.\//, ''));
+      if (pj.bin)
+        for (const b of Object.values<string>(pj.bin)) expect(files).to.include(b.replace(/^\.\//, ''));
       const readme = readFileSync(path.join(pkgDir, 'README.md'), 'utf8');
       expect(readme.length, `${pj.name} README`).to.be.greaterThan(300);
     });
@@ -63,14 +80,21 @@ describe('pnpm pack rewrites internal dependencies to the released versions', ()
   it('for @polyglot/cli (which depends on all the others)', () => {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'polyglot-pack-'));
     try {
-      execFileSync('pnpm', ['pack', '--pack-destination', tmp], { cwd: path.join(packagesDir, 'cli'), stdio: 'pipe' });
+      execFileSync('pnpm', ['pack', '--pack-destination', tmp], {
+        cwd: path.join(packagesDir, 'cli'),
+        stdio: 'pipe',
+      });
       const tgz = readdirSync(tmp).find((f) => f.endsWith('.tgz'))!;
       execFileSync('tar', ['-xzf', tgz], { cwd: tmp });
       const packed = JSON.parse(readFileSync(path.join(tmp, 'package', 'package.json'), 'utf8'));
-      const internal = Object.entries<string>(packed.dependencies).filter(([d]) => d.startsWith('@polyglot/'));
+      const internal = Object.entries<string>(packed.dependencies).filter(([d]) =>
+        d.startsWith('@polyglot/'),
+      );
       expect(internal.length).to.equal(9);
       for (const [dep, range] of internal) {
-        const version = JSON.parse(readFileSync(path.join(packagesDir, dep.slice('@polyglot/'.length), 'package.json'), 'utf8')).version;
+        const version = JSON.parse(
+          readFileSync(path.join(packagesDir, dep.slice('@polyglot/'.length), 'package.json'), 'utf8'),
+        ).version;
         expect(range, dep).to.equal(`^${version}`);
       }
     } finally {

@@ -2,9 +2,9 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { run } from './program.js';
 
-export { buildProgram, EXIT, run, VERSION } from './program.js';
 export { NotYetAvailableError, UsageError } from './errors.js';
 export type { Io } from './io.js';
+export { buildProgram, EXIT, run, VERSION } from './program.js';
 
 function isMain(): boolean {
   const entry = process.argv[1];

@@ -1,5 +1,5 @@
-import { Command, CommanderError } from 'commander';
 import { isPolyglotError } from '@polyglot/model';
+import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
 import { registerModel } from './commands/model.js';
 import { registerPlannedFamilies } from './commands/planned-families.js';
@@ -12,7 +12,9 @@ export const EXIT = { ok: 0, error: 1, usage: 2, internal: 70 } as const;
 
 export function buildProgram(io: Io = processIo): Command {
   const program = new Command('polyglot')
-    .description('polyglot: multilingual instruction tuning and evaluation (Kew, Schottmann & Sennrich), end to end')
+    .description(
+      'polyglot: multilingual instruction tuning and evaluation (Kew, Schottmann & Sennrich), end to end',
+    )
     .version(VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
@@ -22,7 +24,10 @@ export function buildProgram(io: Io = processIo): Command {
   // Every subcommand reports through the same sinks and throws instead of exiting.
   const configure = (cmd: Command) => {
     for (const sub of cmd.commands) {
-      sub.configureOutput({ writeOut: io.stdout, writeErr: io.stderr }).exitOverride().showHelpAfterError('(run with --help for usage)');
+      sub
+        .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+        .exitOverride()
+        .showHelpAfterError('(run with --help for usage)');
       configure(sub);
     }
   };

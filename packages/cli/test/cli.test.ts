@@ -7,7 +7,9 @@ import { repoRoot, sharedPath } from '../../../tools/shared.js';
 import { run } from '../src/index.js';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
-const version = JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../package.json'), 'utf8')).version;
+const version = JSON.parse(
+  readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../package.json'), 'utf8'),
+).version;
 
 /** Runs the built binary the way a user does. */
 function polyglot(...args: string[]) {
@@ -18,7 +20,14 @@ function polyglot(...args: string[]) {
 async function inProcess(...args: string[]) {
   let stdout = '';
   let stderr = '';
-  const code = await run(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  const code = await run(args, {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+  });
   return { code, stdout, stderr };
 }
 
@@ -43,7 +52,12 @@ describe('polyglot binary', () => {
       expect(r.code, f).to.equal(0);
       expect(r.stdout, f).to.include(`Usage: polyglot ${f}`);
     }
-    for (const sub of [['model', 'inspect'], ['model', 'tokenize'], ['infer', 'generate'], ['sft', 'train']]) {
+    for (const sub of [
+      ['model', 'inspect'],
+      ['model', 'tokenize'],
+      ['infer', 'generate'],
+      ['sft', 'train'],
+    ]) {
       const r = await inProcess(...sub, '--help');
       expect(r.code, sub.join(' ')).to.equal(0);
       expect(r.stdout).to.include(`Usage: polyglot ${sub.join(' ')}`);

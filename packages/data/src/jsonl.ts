@@ -206,6 +206,16 @@ function serialise(row: unknown, index: number, file: string): string {
   }
 }
 
+async function openForWriting(at: string, flags: string, file: string): Promise<FileHandle> {
+  try {
+    return await open(at, flags);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'its folder does not exist' : String((e as Error).message);
+    throw new DataError('cannot-write', `${file}: cannot write: ${why}`, { cause: e });
+  }
+}
+
 function tempPathFor(target: string): string {
   return path.join(
     path.dirname(target),
@@ -222,7 +232,7 @@ export async function writeJsonlAtomic(
   rows: Iterable<unknown> | AsyncIterable<unknown>,
 ): Promise<number> {
   const tmp = tempPathFor(file);
-  const fh = await open(tmp, 'wx');
+  const fh = await openForWriting(tmp, 'wx', file);
   let n = 0;
   try {
     let buf = '';
@@ -277,7 +287,7 @@ export async function appendJsonl(
 ): Promise<AppendResult> {
   const lines: string[] = [];
   for await (const row of rows) lines.push(serialise(row, lines.length, file));
-  const fh = await open(file, 'a+');
+  const fh = await openForWriting(file, 'a+', file);
   const result: AppendResult = { appended: lines.length };
   try {
     const { size } = await fh.stat();

@@ -189,6 +189,19 @@ describe('JSON Lines', () => {
       expect(await readdir(dir)).to.deep.equal(['out.jsonl']);
     });
 
+    it('raises cannot-write when the folder is missing', async () => {
+      await expectDataError(
+        writeJsonlAtomic(at('no/such/out.jsonl'), [{ a: 1 }]),
+        'cannot-write',
+        'folder does not exist',
+      );
+      await expectDataError(
+        appendJsonl(at('no/such/log.jsonl'), [{ a: 1 }]),
+        'cannot-write',
+        'no/such/log.jsonl',
+      );
+    });
+
     it('leaves the old file untouched when a row is bad', async () => {
       await writeJsonlAtomic(at('keep.jsonl'), [{ v: 'old' }]);
       await expectDataError(

@@ -6,7 +6,7 @@ import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { fmt, peakRssMiB, recordBench, timeIt } from '../../../tools/bench.js';
 import { repoRoot } from '../../../tools/shared.js';
-import { SafetensorsFile, bf16ToF32, f32ToBf16, f32ToF16, f16ToF32, writeSafetensors } from '../src/index.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, writeSafetensors } from '../src/index.js';
 
 const dir = path.join(repoRoot, 'bench', 'tmp', 'formats');
 rmSync(dir, { recursive: true, force: true });
@@ -73,13 +73,28 @@ recordBench({
   title: 'safetensors I/O and dtype conversion',
   package: '@polyglot/model',
   figures: [
-    { figure: 'SafetensorsFile.readFloat32, 8 × 64 MiB F32', value: bytes / readSecs / GB, unit: 'GB/s', comparison: `plain fs reads into new buffers: ${fmt(bytes / rawReadSecs / GB)} GB/s (${fmt(rawReadSecs / readSecs)}×); into one reused buffer: ${fmt(bytes / reuseReadSecs / GB)} GB/s` },
-    { figure: 'writeSafetensors (temp + fsync + rename), 512 MiB', value: bytes / writeSecs / GB, unit: 'GB/s', comparison: `plain sequential write to a new file + fsync + rename: ${fmt(bytes / rawWriteSecs / GB)} GB/s (${fmt(rawWriteSecs / writeSecs)}×)` },
+    {
+      figure: 'SafetensorsFile.readFloat32, 8 × 64 MiB F32',
+      value: bytes / readSecs / GB,
+      unit: 'GB/s',
+      comparison: `plain fs reads into new buffers: ${fmt(bytes / rawReadSecs / GB)} GB/s (${fmt(rawReadSecs / readSecs)}×); into one reused buffer: ${fmt(bytes / reuseReadSecs / GB)} GB/s`,
+    },
+    {
+      figure: 'writeSafetensors (temp + fsync + rename), 512 MiB',
+      value: bytes / writeSecs / GB,
+      unit: 'GB/s',
+      comparison: `plain sequential write to a new file + fsync + rename: ${fmt(bytes / rawWriteSecs / GB)} GB/s (${fmt(rawWriteSecs / writeSecs)}×)`,
+    },
     { figure: 'F32 → BF16 (round to nearest even)', value: m / toBf16, unit: 'M values/s' },
     { figure: 'BF16 → F32', value: m / fromBf16, unit: 'M values/s' },
     { figure: 'F32 → F16 (round to nearest even)', value: m / toF16, unit: 'M values/s' },
     { figure: 'F16 → F32', value: m / fromF16, unit: 'M values/s' },
-    { figure: 'peak RSS', value: peakRssMiB(), unit: 'MiB', comparison: 'holds the 512 MiB of source tensors' },
+    {
+      figure: 'peak RSS',
+      value: peakRssMiB(),
+      unit: 'MiB',
+      comparison: 'holds the 512 MiB of source tensors',
+    },
   ],
   notes: ['Reads are from a warm page cache; writes include fsync.'],
 });

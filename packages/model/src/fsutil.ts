@@ -4,7 +4,10 @@ import path from 'node:path';
 
 /** A temp path next to `target` (same directory, so that rename is atomic). */
 export function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
 }
 
 /** Write a file atomically: to a temp file in the same directory, fsync, then rename over the target. */

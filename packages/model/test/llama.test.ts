@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
@@ -173,23 +172,36 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(batched).to.deep.equal(ref.base.map((e) => e.greedy_new_ids.slice(0, 8)));
     });
 
-    it('applies a LoRA adapter un-merged and switches it off and on', async function () {
+    it('applies LoRA adapters un-merged and switches between them and the base', async function () {
       const model = await LlamaModel.load(tiny(this, 'base'), {
         backend,
-        adapters: { peft: tiny(this, 'adapter') },
+        adapters: { peft: tiny(this, 'adapter'), sft: tiny(this, 'sft-after-steps-adapter') },
+      });
+      const merged = await LlamaModel.load(tiny(this, 'base'), {
+        backend,
+        adapters: { sft: tiny(this, 'sft-after-steps-adapter') },
+        mergeAdapter: true,
       });
       try {
-        expect(model.adapterNames).to.deep.equal(['peft']);
+        expect(model.adapterNames).to.deep.equal(['peft', 'sft']);
         expect(model.activeAdapter).to.equal('peft');
         await checkEntries(model, ref.adapter);
+        const ids = ref.base[0].input_ids;
         model.setActiveAdapter(null);
-        const off = await model.scoreTokens(ref.base[0].input_ids);
-        expect(maxAbsDiff(off.tokenLogprobs, ref.base[0].token_logprobs)).to.be.below(TOL);
+        expect(
+          maxAbsDiff((await model.scoreTokens(ids)).tokenLogprobs, ref.base[0].token_logprobs),
+        ).to.be.below(TOL);
+        // The second adapter, un-merged, agrees with the same adapter merged into the weights.
+        model.setActiveAdapter('sft');
+        const sft = (await model.scoreTokens(ids)).tokenLogprobs;
+        expect(maxAbsDiff(sft, (await merged.scoreTokens(ids)).tokenLogprobs)).to.be.below(TOL);
+        expect(maxAbsDiff(sft, ref.adapter[0].token_logprobs)).to.be.above(1e-3);
         model.setActiveAdapter('peft');
         const on = await model.scoreTokens(ref.adapter[1].input_ids);
         expect(maxAbsDiff(on.tokenLogprobs, ref.adapter[1].token_logprobs)).to.be.below(TOL);
       } finally {
         model.dispose();
+        merged.dispose();
       }
     });
 
@@ -246,6 +258,29 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
     });
 
+    it('forward with a cache continues a prompt chunk by chunk (left-padded rows)', async () => {
+      const entries = [ref.base[1], ref.base[3]];
+      const { ids, mask } = leftPad(entries.map((e) => e.input_ids));
+      const T = ids[0].length;
+      const cuts = [0, 9, T - 10, T - 1, T]; // chunks of 9, ≥ 8 and 1 tokens: both kernel paths of the host cache
+      const cache = base.createCache(entries.length, 4);
+      try {
+        let last: Float32Array = new Float32Array(0);
+        for (let i = 0; i + 1 < cuts.length; i++) {
+          const cut = (rows: number[][]) => rows.map((r) => r.slice(cuts[i], cuts[i + 1]));
+          const out = await base.forward(cut(ids), cut(mask), { cache, positions: 'last' });
+          last = out.data;
+        }
+        expect(cache.length).to.equal(T);
+        entries.forEach((e, i) => {
+          const row = last.subarray(i * base.config.vocabSize, (i + 1) * base.config.vocabSize);
+          expect(maxAbsDiff(row.subarray(0, 16), e.last_logits_first16)).to.be.below(TOL);
+        });
+      } finally {
+        cache.dispose();
+      }
+    });
+
     it('prefill/decodeStep: no tensor leak per step, the cache grows past its capacity, ids stay exact', async () => {
       const before = tf.memory().numTensors;
       const e = ref.base[1];
@@ -289,9 +324,9 @@ describe('Llama runtime: the other attention implementation on each backend', ()
     const model = await LlamaModel.load(tiny(this, 'base'), { backend: 'wasm', attention: 'tensor' });
     try {
       const scores = await model.scoreBatch(ref.base.map((e) => e.input_ids));
-      scores.forEach((s, i) =>
-        expect(maxAbsDiff(s.tokenLogprobs, ref.base[i].token_logprobs)).to.be.below(TOL),
-      );
+      for (const [i, s] of scores.entries()) {
+        expect(maxAbsDiff(s.tokenLogprobs, ref.base[i].token_logprobs)).to.be.below(TOL);
+      }
       const batched = await model.greedy(
         ref.base.map((e) => e.input_ids),
         8,
@@ -309,9 +344,9 @@ describe('Llama runtime: the other attention implementation on each backend', ()
     try {
       const entries = [ref.base[3], ref.base[4]];
       const scores = await model.scoreBatch(entries.map((e) => e.input_ids));
-      scores.forEach((s, i) =>
-        expect(maxAbsDiff(s.tokenLogprobs, entries[i].token_logprobs)).to.be.below(TOL),
-      );
+      for (const [i, s] of scores.entries()) {
+        expect(maxAbsDiff(s.tokenLogprobs, entries[i].token_logprobs)).to.be.below(TOL);
+      }
       const greedy = await model.greedy(
         entries.map((e) => e.input_ids),
         4,
@@ -396,11 +431,30 @@ describe('Llama runtime: rotary embeddings', () => {
     expect(high > 0 && low > 0 && mid > 0).to.equal(true);
   });
 
-  it('unknown rope scaling types are a typed error', async () => {
+  it('unknown rope scaling types are a typed error, at load before anything is uploaded', async () => {
     await expectCode(
       () => ropeInvFreq({ dim: 16, theta: 1e4, scaling: { type: 'yarn', factor: 4 } }),
       'UNSUPPORTED_ROPE_SCALING',
+      'yarn',
     );
+    await initBackend('wasm');
+    const config = {
+      ...llamaConfig({
+        hiddenSize: 16,
+        intermediateSize: 32,
+        numHiddenLayers: 1,
+        numAttentionHeads: 2,
+        vocabSize: 64,
+      }),
+      ropeScaling: { type: 'dynamic', factor: 2 },
+    };
+    const before = tf.memory().numTensors;
+    await expectCode(
+      () => LlamaModel.load(randomWeightSource(config)),
+      'UNSUPPORTED_ROPE_SCALING',
+      'dynamic',
+    );
+    expect(tf.memory().numTensors).to.equal(before);
   });
 });
 

@@ -105,15 +105,18 @@ const DEFAULT_PREFIXES = foldPrefixes(XQUAD_LEAD_INS);
 export function cleanXquadResponse(response: string, options: XquadCleanOptions = {}): string {
   const prefixes = options.leadIns ? foldPrefixes(options.leadIns) : DEFAULT_PREFIXES;
   const question = options.question
-    ? foldPrefixes([stripQuotes(options.question).replace(LEADING_JUNK_RE, '').replace(TRAILING_QUESTION_RE, '')])
+    ? foldPrefixes([
+        stripQuotes(options.question).replace(LEADING_JUNK_RE, '').replace(TRAILING_QUESTION_RE, ''),
+      ])
     : [];
   const ordered = [...question, ...prefixes].sort((a, b) => b.length - a.length);
   let text = stripQuotes(response);
   for (;;) {
     const before = text;
     text = text.replace(LEADING_JUNK_RE, '');
+    const folded = fold(text);
     for (const p of ordered) {
-      const rest = withoutPrefix(text, p);
+      const rest = folded.startsWith(p) ? withoutPrefix(text, p) : null;
       if (rest !== null) {
         text = rest;
         break;

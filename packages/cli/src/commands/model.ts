@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ADAPTER_CONFIG_FILE, type Adapter, Tokenizer, formatInspect, inspectModel, readAdapter } from '@polyglot/model';
+import {
+  ADAPTER_CONFIG_FILE,
+  type Adapter,
+  formatInspect,
+  inspectModel,
+  readAdapter,
+  Tokenizer,
+} from '@polyglot/model';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
@@ -25,7 +32,9 @@ export function registerModel(program: Command, io: Io): void {
         return;
       }
       const report = await inspectModel(dir);
-      const tokenizer = existsSync(path.join(dir, 'tokenizer.json')) ? (await Tokenizer.fromDir(dir)).summary() : null;
+      const tokenizer = existsSync(path.join(dir, 'tokenizer.json'))
+        ? (await Tokenizer.fromDir(dir)).summary()
+        : null;
       if (opts.json) {
         io.stdout(`${JSON.stringify({ ...report, tokenizer }, null, 2)}\n`);
         return;
@@ -36,7 +45,7 @@ export function registerModel(program: Command, io: Io): void {
 
   model
     .command('tokenize')
-    .description('Encode text with a model directory\'s tokenizer and print the ids as JSON')
+    .description("Encode text with a model directory's tokenizer and print the ids as JSON")
     .argument('<dir>', 'model or tokenizer directory (tokenizer.json, tokenizer_config.json)')
     .requiredOption('--text <text>', 'the text to encode')
     .option('--no-special', 'do not add special tokens (BOS)')
@@ -50,7 +59,7 @@ export function registerModel(program: Command, io: Io): void {
 
   model
     .command('decode')
-    .description('Decode token ids (a JSON array) with a model directory\'s tokenizer')
+    .description("Decode token ids (a JSON array) with a model directory's tokenizer")
     .argument('<dir>', 'model or tokenizer directory')
     .requiredOption('--ids <json>', 'token ids as a JSON array, e.g. "[1, 15043]"')
     .option('--skip-special', 'drop special tokens from the text')
@@ -65,7 +74,9 @@ export function registerModel(program: Command, io: Io): void {
         throw new UsageError(`--ids must be a JSON array of non-negative integers, got ${opts.ids}`);
       }
       const tok = await Tokenizer.fromDir(dir);
-      io.stdout(`${JSON.stringify(tok.decode(ids as number[], { skipSpecialTokens: Boolean(opts.skipSpecial) }))}\n`);
+      io.stdout(
+        `${JSON.stringify(tok.decode(ids as number[], { skipSpecialTokens: Boolean(opts.skipSpecial) }))}\n`,
+      );
     });
 
   planned(model, 'export', 'Export a checkpoint to GGUF (f32, f16, q8_0) for llama.cpp', 15);

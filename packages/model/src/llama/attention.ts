@@ -206,7 +206,6 @@ export function hostAttention(
     return out;
   }
   const scores = new Float64Array(start + T);
-  const acc = new Float64Array(hd);
   const hd4 = hd - (hd % 4);
   for (let b = 0; b < B; b++) {
     const mask = cache.keyMask[b];
@@ -218,7 +217,10 @@ export function hostAttention(
         const qo = ((b * T + t) * nH + h) * hd;
         let max = Number.NEGATIVE_INFINITY;
         for (let c = 0; c <= last; c++) {
-          if (mask[c] === 0) continue;
+          if (mask[c] === 0) {
+            scores[c] = Number.NEGATIVE_INFINITY;
+            continue;
+          }
           const ko = base + c * hd;
           let s0 = 0;
           let s1 = 0;
@@ -239,17 +241,37 @@ export function hostAttention(
         const oo = o0 + h * hd;
         // A query with no visible key (left padding before the first token): its output is never used; zeros.
         if (max === Number.NEGATIVE_INFINITY) continue;
-        acc.fill(0);
         let sum = 0;
         for (let c = 0; c <= last; c++) {
-          if (mask[c] === 0) continue;
-          const p = Math.exp(scores[c] - max);
+          const p = Math.exp(scores[c] - max); // exp(-inf) = 0 for masked slots
+          scores[c] = p;
           sum += p;
-          const vo = base + c * hd;
-          for (let d = 0; d < hd; d++) acc[d] += p * vBuf[vo + d];
         }
         const inv = 1 / sum;
-        for (let d = 0; d < hd; d++) out[oo + d] = acc[d] * inv;
+        // probs · V, four output dimensions per pass over the slots (accumulators stay in registers).
+        let d = 0;
+        for (; d < hd4; d += 4) {
+          let a0 = 0;
+          let a1 = 0;
+          let a2 = 0;
+          let a3 = 0;
+          for (let c = 0, vo = base + d; c <= last; c++, vo += hd) {
+            const p = scores[c];
+            a0 += p * vBuf[vo];
+            a1 += p * vBuf[vo + 1];
+            a2 += p * vBuf[vo + 2];
+            a3 += p * vBuf[vo + 3];
+          }
+          out[oo + d] = a0 * inv;
+          out[oo + d + 1] = a1 * inv;
+          out[oo + d + 2] = a2 * inv;
+          out[oo + d + 3] = a3 * inv;
+        }
+        for (; d < hd; d++) {
+          let a = 0;
+          for (let c = 0, vo = base + d; c <= last; c++, vo += hd) a += scores[c] * vBuf[vo];
+          out[oo + d] = a * inv;
+        }
       }
     }
   }

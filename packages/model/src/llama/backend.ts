@@ -260,6 +260,23 @@ export async function initBackend(name: BackendName = 'auto'): Promise<string> {
   return tf.getBackend();
 }
 
+/**
+ * Makes an already initialised backend the active one, synchronously (TensorFlow.js switches between initialised
+ * backends without awaiting), so that the tensor work that follows in the same tick runs on it.
+ */
+export function switchBackendSync(name: string): void {
+  if (tf.getBackend() === name) return;
+  if (tf.engine().registry[name] == null) {
+    throw new BackendError(
+      'BACKEND_NOT_INITIALISED',
+      `backend '${name}' is not initialised; call initBackend first`,
+    );
+  }
+  void tf.setBackend(name);
+  if (tf.getBackend() !== name)
+    throw new BackendError('BACKEND_INIT_FAILED', `cannot switch to backend '${name}'`);
+}
+
 /** The name of TensorFlow.js's active backend (what every result file records). */
 export function activeBackend(): string {
   return tf.getBackend();

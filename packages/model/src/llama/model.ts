@@ -9,7 +9,7 @@ import { Checkpoint } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { PolyglotError } from '../errors.js';
 import { type AttentionShape, hostAttention, hostData, MASKED, tensorAttention } from './attention.js';
-import { type BackendName, initBackend } from './backend.js';
+import { type BackendName, initBackend, switchBackendSync } from './backend.js';
 import { HostKVCache, type KVCache, TensorKVCache } from './cache.js';
 import { RopeTable } from './rope.js';
 import {
@@ -111,6 +111,7 @@ export class DecodeState {
   logits: Float32Array;
   /** Tokens appended so far by decodeStep. */
   steps = 0;
+  private busy = false;
 
   constructor(
     private readonly model: LlamaModel,
@@ -134,9 +135,16 @@ export class DecodeState {
         `decodeStep got ${nextTokens.length} tokens for a batch of ${this.cache.batch} rows (one token per row)`,
       );
     }
+    if (this.busy)
+      throw inputError('STATE_BUSY', 'decodeStep called again before the previous step finished');
     const ids = nextTokens.map((t) => [t]);
     const mask = nextTokens.map(() => [1]);
-    this.logits = (await this.model.runLogits(ids, mask, this.cache, 'last', this.lora)).data;
+    this.busy = true;
+    try {
+      this.logits = (await this.model.runLogits(ids, mask, this.cache, 'last', this.lora)).data;
+    } finally {
+      this.busy = false;
+    }
     this.steps++;
     return this.logits;
   }
@@ -170,6 +178,7 @@ export class LlamaModel {
     adapters: Map<string, LayerLora[]>;
     active: string | null;
     mergedAdapters: string[];
+    rope: RopeTable;
   }) {
     this.config = args.config;
     this.backend = args.backend;
@@ -178,8 +187,8 @@ export class LlamaModel {
     this.adapters = args.adapters;
     this.active = args.active;
     this.mergedAdapters = args.mergedAdapters;
+    this.rope = args.rope;
     const c = args.config;
-    this.rope = new RopeTable({ dim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling });
     this.shape = { heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim };
     this.padId = c.padTokenId ?? 0;
   }
@@ -202,6 +211,11 @@ export class LlamaModel {
     try {
       const config = src.config;
       checkConfig(config, src.dir ?? 'config');
+      const rope = new RopeTable({
+        dim: config.headDim,
+        theta: config.ropeTheta,
+        scaling: config.ropeScaling,
+      });
       const expected = checkWeights(src);
       const adapterEntries = Object.entries(opts.adapters ?? {});
       if (opts.mergeAdapter && adapterEntries.length !== 1) {
@@ -222,11 +236,11 @@ export class LlamaModel {
       if (active !== null && !adapterEntries.some(([n]) => n === active)) {
         throw inputError('ADAPTER_UNKNOWN', `activeAdapter '${active}' is not among the loaded adapters`);
       }
-      if (tf.getBackend() !== backend) await tf.setBackend(backend);
-      const weights = await loadModelWeights(src, expected, opts.mergeAdapter ? loaded : []);
+      const weights = await loadModelWeights(src, expected, opts.mergeAdapter ? loaded : [], backend);
       const adapters = new Map<string, LayerLora[]>();
       try {
         if (!opts.mergeAdapter) {
+          switchBackendSync(backend); // uploadLora is synchronous
           for (const ad of loaded) adapters.set(ad.name, uploadLora(ad, expected, config.numHiddenLayers));
         }
       } catch (e) {
@@ -242,6 +256,7 @@ export class LlamaModel {
         adapters,
         active,
         mergedAdapters: opts.mergeAdapter ? loaded.map((a) => a.name) : [],
+        rope,
       });
     } finally {
       await owned?.close();
@@ -423,10 +438,7 @@ export class LlamaModel {
   /** Makes this model's backend the active one (synchronous for an initialised backend). */
   private activate(): void {
     if (this.disposed) throw inputError('MODEL_DISPOSED', 'the model was disposed');
-    if (tf.getBackend() !== this.backend) void tf.setBackend(this.backend);
-    if (tf.getBackend() !== this.backend) {
-      throw inputError('BACKEND_SWITCH', `cannot switch TensorFlow.js back to '${this.backend}'`);
-    }
+    switchBackendSync(this.backend);
   }
 
   private checkPrompts(prompts: number[][]): void {

@@ -13,6 +13,7 @@ import { type Adapter, loadAdapterTensors, readAdapter } from '../adapter.js';
 import { expectedLlamaTensors } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { ModelFormatError } from '../errors.js';
+import { switchBackendSync } from './backend.js';
 
 /** Where the weights come from: a {@link Checkpoint} satisfies it; tests and tools can pass their own. */
 export interface WeightSource {
@@ -297,15 +298,19 @@ export async function loadModelWeights(
   src: WeightSource,
   expected: Map<string, number[]>,
   merged: LoadedAdapter[],
+  backend: string,
 ): Promise<ModelWeights> {
   const c = src.config;
   const created: tf.Tensor[] = [];
+  // Reads are awaited between uploads: each upload re-selects the model's backend in case other work switched it.
   const up1 = (data: Float32Array): tf.Tensor1D => {
+    switchBackendSync(backend);
     const t = tf.tensor1d(data, 'float32');
     created.push(t);
     return t;
   };
   const up2 = (data: Float32Array, shape: [number, number]): tf.Tensor2D => {
+    switchBackendSync(backend);
     const t = tf.tensor2d(data, shape, 'float32');
     created.push(t);
     return t;
