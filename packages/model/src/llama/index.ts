@@ -12,11 +12,13 @@ export {
   type AttentionImpl,
   argmax,
   DecodeState,
+  type DecodeStepOptions,
   type GreedyOptions,
   type LlamaLoadOptions,
   LlamaModel,
   type Logits,
   type PrefillOptions,
+  type ScoreOptions,
   type TokenScores,
 } from './model.js';
 export { llamaConfig, randomWeightSource } from './random.js';

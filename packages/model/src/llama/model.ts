@@ -49,6 +49,24 @@ export interface TokenScores {
   /** tokenLogprobs[i] = log p(ids[i+1] | ids[0..i]); length ids.length - 1. */
   tokenLogprobs: number[];
   sumLogprob: number;
+  /**
+   * With `{ greedy: true }`: greedy[i] = whether ids[i+1] is the argmax of the distribution it was scored under
+   * (the lowest id on ties, as torch.argmax) — lm-evaluation-harness's `is_greedy` is `greedy.every(Boolean)`.
+   */
+  greedy?: boolean[];
+}
+
+export interface ScoreOptions {
+  /** Also return {@link TokenScores.greedy}. Default false. */
+  greedy?: boolean;
+}
+
+export interface DecodeStepOptions {
+  /**
+   * active[b] = false appends row b's token as padding: masked out (never attended to) and without advancing the
+   * row's position, so a finished row can ride along in the batch for any number of steps. Default all true.
+   */
+  active?: readonly boolean[];
 }
 
 export interface Logits {
@@ -76,18 +94,33 @@ function inputError(code: string, message: string): PolyglotError {
   return new PolyglotError(code, message);
 }
 
-/** log_softmax(row r)[target] for flat targets r·vocab + id, computed in float64. */
-function pickLogSoftmax(logits: Float32Array, vocab: number, targets: number[]): Float64Array {
-  const out = new Float64Array(targets.length);
+/**
+ * log_softmax(row r)[target] for flat targets r·vocab + id, computed in float64, and whether each target is its
+ * row's argmax (the first maximum, as torch.argmax).
+ */
+function pickLogSoftmax(
+  logits: Float32Array,
+  vocab: number,
+  targets: number[],
+): { values: Float64Array; greedy: boolean[] } {
+  const values = new Float64Array(targets.length);
+  const greedy: boolean[] = new Array(targets.length);
   for (let r = 0; r < targets.length; r++) {
     const o = r * vocab;
     let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < vocab; i++) if (logits[o + i] > max) max = logits[o + i];
+    let best = o;
+    for (let i = 0; i < vocab; i++) {
+      if (logits[o + i] > max) {
+        max = logits[o + i];
+        best = o + i;
+      }
+    }
     let sum = 0;
     for (let i = 0; i < vocab; i++) sum += Math.exp(logits[o + i] - max);
-    out[r] = logits[targets[r]] - max - Math.log(sum);
+    values[r] = logits[targets[r]] - max - Math.log(sum);
+    greedy[r] = best === targets[r];
   }
-  return out;
+  return { values, greedy };
 }
 
 /** Index of the largest value (the first one on ties, like torch.argmax). */
@@ -126,8 +159,11 @@ export class DecodeState {
     return this.cache.batch;
   }
 
-  /** Appends `nextTokens[b]` to row b (every row advances) and returns the new last logits, [batch, vocab]. */
-  async decodeStep(nextTokens: number[]): Promise<Float32Array> {
+  /**
+   * Appends `nextTokens[b]` to row b and returns the new last logits, [batch, vocab]. Every row takes one cache slot
+   * per step; rows marked inactive in `opts.active` take it as masked padding (their logits are meaningless).
+   */
+  async decodeStep(nextTokens: number[], opts: DecodeStepOptions = {}): Promise<Float32Array> {
     if (this.cache.isDisposed) throw inputError('STATE_DISPOSED', 'decodeStep on a disposed DecodeState');
     if (nextTokens.length !== this.cache.batch) {
       throw inputError(
@@ -137,8 +173,15 @@ export class DecodeState {
     }
     if (this.busy)
       throw inputError('STATE_BUSY', 'decodeStep called again before the previous step finished');
+    const active = opts.active;
+    if (active !== undefined && active.length !== this.cache.batch) {
+      throw inputError(
+        'BATCH_MISMATCH',
+        `decodeStep got ${active.length} active flags for a batch of ${this.cache.batch} rows`,
+      );
+    }
     const ids = nextTokens.map((t) => [t]);
-    const mask = nextTokens.map(() => [1]);
+    const mask = nextTokens.map((_, b) => [active === undefined || active[b] ? 1 : 0]);
     this.busy = true;
     try {
       this.logits = (await this.model.runLogits(ids, mask, this.cache, 'last', this.lora)).data;
@@ -315,12 +358,12 @@ export class LlamaModel {
   }
 
   /** Log-probabilities of each token given its prefix: tokenLogprobs[i] = log p(ids[i+1] | ids[..i]). */
-  async scoreTokens(ids: number[]): Promise<TokenScores> {
-    return (await this.scoreBatch([ids]))[0];
+  async scoreTokens(ids: number[], opts: ScoreOptions = {}): Promise<TokenScores> {
+    return (await this.scoreBatch([ids], opts))[0];
   }
 
   /** {@link scoreTokens} for several sequences, run as one right-padded batch. */
-  async scoreBatch(sequences: number[][]): Promise<TokenScores[]> {
+  async scoreBatch(sequences: number[][], opts: ScoreOptions = {}): Promise<TokenScores[]> {
     this.activate();
     this.checkPrompts(sequences);
     const B = sequences.length;
@@ -337,36 +380,46 @@ export class LlamaModel {
         rows.push(b * T + t);
       }
     }
-    if (rows.length === 0) return sequences.map(() => ({ tokenLogprobs: [], sumLogprob: 0 }));
+    if (rows.length === 0) {
+      return sequences.map(() => (opts.greedy ? { tokenLogprobs: [], sumLogprob: 0, greedy: [] } : { tokenLogprobs: [], sumLogprob: 0 }));
+    }
     const cache = this.createCache(B, T);
     try {
       const lora = this.currentLora();
       let values: Float64Array | Float32Array;
+      let greedy: boolean[];
       if (this.backend === 'wasm' || this.backend === 'cpu') {
         // In-process backends: the logits are in this process's memory; log-softmax on the host, in float64.
         const logits = tf.tidy(() => this.logitsTensor(ids, mask, cache, rows, lora));
         try {
-          values = pickLogSoftmax(logits.dataSync() as Float32Array, V, targets);
+          ({ values, greedy } = pickLogSoftmax(logits.dataSync() as Float32Array, V, targets));
         } finally {
           logits.dispose();
         }
       } else {
-        const picked = tf.tidy(() => {
-          const logp = tf.reshape(tf.logSoftmax(this.logitsTensor(ids, mask, cache, rows, lora)), [-1]);
-          return tf.gather(logp, tf.tensor1d(targets, 'int32'));
+        const [picked, best] = tf.tidy(() => {
+          const logits = this.logitsTensor(ids, mask, cache, rows, lora);
+          const logp = tf.reshape(tf.logSoftmax(logits), [-1]);
+          return [tf.gather(logp, tf.tensor1d(targets, 'int32')), tf.argMax(logits, 1)];
         });
         try {
           values = (await picked.data()) as Float32Array;
+          const argmaxIds = await best.data();
+          greedy = targets.map((t, r) => t - r * V === argmaxIds[r]);
         } finally {
           picked.dispose();
+          best.dispose();
         }
       }
       const out: TokenScores[] = [];
       let k = 0;
       for (const s of sequences) {
-        const tokenLogprobs = Array.from(values.subarray(k, k + Math.max(0, s.length - 1)));
-        k += tokenLogprobs.length;
-        out.push({ tokenLogprobs, sumLogprob: tokenLogprobs.reduce((a, b) => a + b, 0) });
+        const n = Math.max(0, s.length - 1);
+        const tokenLogprobs = Array.from(values.subarray(k, k + n));
+        const score: TokenScores = { tokenLogprobs, sumLogprob: tokenLogprobs.reduce((a, b) => a + b, 0) };
+        if (opts.greedy) score.greedy = greedy.slice(k, k + n);
+        k += n;
+        out.push(score);
       }
       return out;
     } finally {
