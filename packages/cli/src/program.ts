@@ -1,8 +1,11 @@
 import { isPolyglotError } from '@polyglot/model';
 import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerInfer } from './commands/infer.js';
+import { registerLid } from './commands/lid.js';
+import { registerMerge } from './commands/merge.js';
 import { registerModel } from './commands/model.js';
-import { registerPlannedFamilies } from './commands/planned-families.js';
+import { registerPlannedDownstream, registerPlannedUpstream } from './commands/planned-families.js';
 import { type Io, processIo } from './io.js';
 
 export const VERSION: string = pkg.version;
@@ -20,7 +23,11 @@ export function buildProgram(io: Io = processIo): Command {
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride();
   registerModel(program, io);
-  registerPlannedFamilies(program);
+  registerPlannedUpstream(program);
+  registerLid(program, io);
+  registerMerge(program, io);
+  registerInfer(program, io);
+  registerPlannedDownstream(program);
   // Every subcommand reports through the same sinks and throws instead of exiting.
   const configure = (cmd: Command) => {
     for (const sub of cmd.commands) {

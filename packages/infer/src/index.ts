@@ -1,4 +1,23 @@
+export type {
+  BatchOptions,
+  Engine,
+  EngineInfo,
+  GenerateOptions,
+  GenerateParams,
+  GenerateRequest,
+  GenerateResult,
+  LoglikelihoodRequest,
+  LoglikelihoodResult,
+  ScoreRequest,
+  ScoreResult,
+} from './engine.js';
 export { InferError, SamplingParamError } from './errors.js';
+export {
+  LocalEngine,
+  type LocalEngineOptions,
+  type LoglikelihoodOptions,
+  RequestError,
+} from './local-engine.js';
 export { logSoftmax, type PositionLogprobs, positionLogprobs, type TokenLogprob } from './logprobs.js';
 export { isGreedy, SAMPLING_EPS, type SamplingParams, samplingParams } from './params.js';
 export { Xoshiro128 } from './rng.js';
@@ -9,9 +28,10 @@ export {
   applyTemperature,
   applyTopKTopP,
   argmax,
+  kthLargest,
   processLogits,
   sampleFromLogits,
   sampleToken,
 } from './sampler.js';
 export { type FinishReason, SequenceState } from './state.js';
-export { earliestStop, findStop, pyStrip, StopChecker, type StopMatch } from './stop.js';
+export { earliestStop, findStop, pyRstrip, pyStrip, StopChecker, type StopMatch } from './stop.js';

@@ -106,8 +106,7 @@ export function applyMinP(logits: Float32Array, minP: number): void {
 export function applyTopKTopP(logits: Float32Array, topK: number, topP: number): void {
   const vocab = logits.length;
   if (topK >= 1 && topK < vocab) {
-    const sorted = Float32Array.from(logits).sort();
-    const threshold = sorted[vocab - topK];
+    const threshold = kthLargest(logits, topK);
     for (let i = 0; i < vocab; i++) if (logits[i] < threshold) logits[i] = Number.NEGATIVE_INFINITY;
   }
   if (topP >= 1) return;
@@ -125,6 +124,40 @@ export function applyTopKTopP(logits: Float32Array, topK: number, topP: number):
     if (cum > limit) break;
     logits[candidates[j]] = Number.NEGATIVE_INFINITY;
   }
+}
+
+/**
+ * The k-th largest of `values` (1 ≤ k ≤ length, duplicates counted) — the value an ascending sort puts at
+ * `length - k` — by quickselect on a copy: linear time on average instead of a full sort of the vocabulary.
+ */
+export function kthLargest(values: Float32Array, k: number): number {
+  max(values); // NaN (which has no rank) and all -inf are errors, as for every sampling step
+  const a = Float32Array.from(values);
+  const target = a.length - k;
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    // Hoare partition around the middle element: afterwards a[lo..j] ≤ pivot ≤ a[i..hi], and any index strictly
+    // between j and i holds the pivot value itself.
+    const pivot = a[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return a[target];
+  }
+  return a[target];
 }
 
 /** Index of the largest logit, the lowest index on ties (torch.argmax). */

@@ -8,6 +8,15 @@ export function pyStrip(s: string): string {
   return s.replace(PY_STRIP, '');
 }
 
+const PY_SPACE_CHAR = new RegExp(`^${PY_SPACE}$`);
+
+/** `s.rstrip()` as Python does it. */
+export function pyRstrip(s: string): string {
+  let end = s.length;
+  while (end > 0 && PY_SPACE_CHAR.test(s[end - 1])) end--;
+  return s.slice(0, end);
+}
+
 /** Where a stop string occurs. */
 export interface StopMatch {
   stop: string;
@@ -15,13 +24,13 @@ export interface StopMatch {
 }
 
 /**
- * The occurrence of a stop string that starts earliest in `text` at or after `from` (on a tie, the stop
- * string listed first), or null.
+ * The occurrence of a stop string that starts earliest in `text` at or after `from` and ends after `minEnd`
+ * (on a tie, the stop string listed first), or null.
  */
-export function earliestStop(text: string, stops: readonly string[], from = 0): StopMatch | null {
+export function earliestStop(text: string, stops: readonly string[], from = 0, minEnd = 0): StopMatch | null {
   let best: StopMatch | null = null;
   for (const stop of stops) {
-    const index = text.indexOf(stop, from);
+    const index = text.indexOf(stop, Math.max(from, minEnd - stop.length + 1));
     if (index >= 0 && (best === null || index < best.index)) best = { stop, index };
   }
   return best;
@@ -48,6 +57,8 @@ export class StopChecker {
   private readonly longest: number;
   private buffer = '';
   private emitted = 0;
+  /** No stop string may end at or before this offset (text added by {@link pushUnchecked}). */
+  private minEnd = 0;
   private match: StopMatch | null = null;
 
   constructor(stops: readonly string[]) {
@@ -70,11 +81,23 @@ export class StopChecker {
     if (this.match) return '';
     const from = Math.max(0, this.buffer.length - this.longest + 1);
     this.buffer += chunk;
-    this.match = earliestStop(this.buffer, this.stops, from);
+    this.match = earliestStop(this.buffer, this.stops, from, this.minEnd);
     if (this.match) {
       this.buffer = this.buffer.slice(0, this.match.index);
       return this.release(this.buffer.length);
     }
+    return this.release(this.buffer.length - this.heldBack());
+  }
+
+  /**
+   * Add text in which no stop string may end: vLLM checks stop strings only once more than `min_tokens` tokens
+   * exist, so the text of the first `min_tokens` tokens goes here. A stop string that starts in it and ends in
+   * text pushed later is still found. Returns the newly safe output, as {@link push}.
+   */
+  pushUnchecked(chunk: string): string {
+    if (this.match) return '';
+    this.buffer += chunk;
+    this.minEnd = this.buffer.length;
     return this.release(this.buffer.length - this.heldBack());
   }
 

@@ -7,6 +7,7 @@ import {
   applyTemperature,
   applyTopKTopP,
   argmax,
+  kthLargest,
   processLogits,
   type SamplingParams,
   SequenceState,
@@ -370,5 +371,32 @@ describe('seeded sampling', () => {
     const expected = [0.09 / 0.25, 0.16 / 0.25].map((p) => p * n);
     const chi2 = (counts[2] - expected[0]) ** 2 / expected[0] + (counts[3] - expected[1]) ** 2 / expected[1];
     expect(chi2).to.be.below(10.83); // 99.9% quantile, 1 degree of freedom
+  });
+});
+
+describe('kthLargest (the top-k threshold)', () => {
+  it('equals the value a full ascending sort puts at length - k, ties and -inf included', () => {
+    const rng = Xoshiro128.fromSeed(11);
+    for (let trial = 0; trial < 60; trial++) {
+      const n = 1 + (rng.nextUint32() % 300);
+      const x = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const u = rng.nextFloat();
+        // Few distinct values in some trials (many ties), -inf in others.
+        x[i] = trial % 3 === 0 ? Math.floor(u * 4) : trial % 3 === 1 && u < 0.3 ? -Infinity : (u - 0.5) * 20;
+      }
+      if (x.every((v) => v === -Infinity)) x[0] = 0;
+      const sorted = Float32Array.from(x).sort();
+      for (const k of [1, 2, Math.ceil(n / 2), n - 1, n].filter((k) => k >= 1 && k <= n)) {
+        expect(kthLargest(x, k), `n ${n}, k ${k}`).to.equal(sorted[n - k]);
+      }
+    }
+  });
+
+  it('leaves its input alone and rejects NaN', () => {
+    const x = Float32Array.from([3, 1, 2]);
+    expect(kthLargest(x, 2)).to.equal(2);
+    expect([...x]).to.deep.equal([3, 1, 2]);
+    expect(() => kthLargest(Float32Array.from([1, Number.NaN]), 1)).to.throw(/NaN/);
   });
 });

@@ -53,6 +53,22 @@ describe('stop strings', () => {
     }
   });
 
+  it('pushUnchecked: no stop string may end in text of the first min_tokens tokens (vLLM)', () => {
+    const c = new StopChecker(['STOP', 'ab']);
+    expect(c.pushUnchecked('xx STOP y')).to.equal('xx STOP y');
+    expect(c.pushUnchecked(' a')).to.equal(' ');
+    expect(c.stopped).to.equal(null);
+    // 'ab' begins in the unchecked text and ends in checked text: found.
+    expect(c.push('b STOP')).to.equal('');
+    expect(c.stopped).to.deep.equal({ stop: 'ab', index: 10 });
+    expect(c.text).to.equal('xx STOP y ');
+    const d = new StopChecker(['STOP']);
+    expect(d.pushUnchecked('STOP')).to.equal('STOP');
+    expect(d.push(' STOP')).to.equal(' ');
+    expect(d.text).to.equal('STOP ');
+    expect(d.stopped).to.deep.equal({ stop: 'STOP', index: 5 });
+  });
+
   it('flush releases the held-back tail when generation ends without a stop', () => {
     const c = new StopChecker(['</s>']);
     expect(c.push('bye </')).to.equal('bye ');

@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './fsutil.js';
 export * from './inspect.js';
 export * from './llama/index.js';
+export * from './lora-kernel.js';
 export * from './progress.js';
 export * from './safetensors.js';
 export * from './template.js';

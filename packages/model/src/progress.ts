@@ -100,8 +100,7 @@ export class Progress {
   record(at: number = this.now()): ProgressRecord {
     const secs = (at - this.start) / 1000;
     const rate = secs > 0 ? this.n / secs : 0;
-    const eta =
-      this.total === null || rate === 0 ? null : round(Math.max(0, this.total - this.n) / rate, 1);
+    const eta = this.total === null || rate === 0 ? null : round(Math.max(0, this.total - this.n) / rate, 1);
     return {
       progress: this.label,
       done: this.n,
@@ -146,7 +145,9 @@ export class Progress {
     const r = this.record(at);
     const count = this.total === null ? `${r.done}` : `${r.done}/${this.total}`;
     const pct =
-      this.total !== null && this.total > 0 ? ` ${((100 * r.done) / this.total).toFixed(0).padStart(3)}%` : '';
+      this.total !== null && this.total > 0
+        ? ` ${((100 * r.done) / this.total).toFixed(0).padStart(3)}%`
+        : '';
     const eta = this.finished
       ? ` in ${formatDuration((at - this.start) / 1000)}`
       : r.eta_s === null

@@ -247,6 +247,21 @@ export class SafetensorsFile {
     return readFully(this.fh, this.dataStart + dataOffsets[0], dataOffsets[1] - dataOffsets[0], this.path);
   }
 
+  /**
+   * Part of a tensor's bytes into `target` (all of it): `target.byteLength` bytes from byte `offset` of the
+   * tensor's data. For streaming a tensor larger than memory, or reading into a reused buffer.
+   */
+  async readRawInto(name: string, offset: number, target: Uint8Array): Promise<void> {
+    const { dataOffsets } = this.info(name);
+    const size = dataOffsets[1] - dataOffsets[0];
+    if (!(Number.isSafeInteger(offset) && offset >= 0 && offset + target.byteLength <= size)) {
+      throw new RangeError(
+        `${this.path}: bytes [${offset}, ${offset + target.byteLength}) are outside tensor "${name}" (${size} bytes)`,
+      );
+    }
+    await readFullyInto(this.fh, this.dataStart + dataOffsets[0] + offset, target, this.path);
+  }
+
   /** A float tensor (F32, F16, BF16 or F64) as F32. */
   async readFloat32(name: string): Promise<Float32Array> {
     const { dtype } = this.info(name);
@@ -275,6 +290,12 @@ async function readFully(
 ): Promise<Uint8Array> {
   // Every byte is overwritten below: skip zero-filling (a large share of the cost of big reads).
   const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+  await readFullyInto(fh, position, out, file);
+  return out;
+}
+
+async function readFullyInto(fh: FileHandle, position: number, out: Uint8Array, file: string): Promise<void> {
+  const length = out.byteLength;
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(out, done, Math.min(length - done, IO_CHUNK), position + done);
@@ -286,7 +307,6 @@ async function readFully(
     }
     done += bytesRead;
   }
-  return out;
 }
 
 interface Layout {
@@ -344,12 +364,25 @@ function checkSpecs(
   }
 }
 
+/** The size in bytes of the safetensors file {@link SafetensorsWriter} writes for these tensors and metadata. */
+export function safetensorsFileSize(
+  specs: Record<string, TensorSpec>,
+  metadata: Record<string, string> | null = null,
+): number {
+  const plan = layout(specs, metadata);
+  let data = 0;
+  for (const [begin, end] of plan.offsets.values()) data += end - begin;
+  return plan.header.length + data;
+}
+
 /**
  * Writes a safetensors file whose tensors are known up front (names, dtypes, shapes) and whose data comes one
  * tensor at a time, in any order: to a temp file next to `path`, renamed over it by {@link finish}.
  */
 export class SafetensorsWriter {
   private readonly pending: Set<string>;
+  /** Bytes written so far of the tensors being written in parts ({@link writePart}). */
+  private readonly partial = new Map<string, number>();
 
   private constructor(
     readonly path: string,
@@ -391,7 +424,7 @@ export class SafetensorsWriter {
     if (!spec || !this.plan.offsets.has(name))
       fail('SAFETENSORS_WRITE', `${this.path}: "${name}" is not in the plan`);
     if (!this.fh) fail('SAFETENSORS_WRITE', `${this.path}: writer is already finished or aborted`);
-    if (!this.pending.has(name) && numel(spec.shape) > 0) {
+    if ((!this.pending.has(name) && numel(spec.shape) > 0) || this.partial.has(name)) {
       fail('SAFETENSORS_WRITE', `${this.path}: tensor "${name}" was already written`);
     }
     const Ctor = arrayTypeFor(spec.dtype);
@@ -412,6 +445,36 @@ export class SafetensorsWriter {
     }
     await writeFully(this.fh, bytesOf(data), this.plan.header.length + begin);
     this.pending.delete(name);
+  }
+
+  /**
+   * Write part of one tensor's bytes, starting at byte `offset` of its data: the parts of a tensor come in order
+   * (each starts where the previous one ended) and the tensor counts as written once they cover it. The
+   * bookkeeping happens when called, so parts may be issued before the previous ones' writes have finished.
+   */
+  async writePart(name: string, offset: number, data: ArrayBufferView): Promise<void> {
+    if (!this.plan.offsets.has(name)) fail('SAFETENSORS_WRITE', `${this.path}: "${name}" is not in the plan`);
+    if (!this.fh) fail('SAFETENSORS_WRITE', `${this.path}: writer is already finished or aborted`);
+    const [begin, end] = this.plan.offsets.get(name)!;
+    const done = this.partial.get(name) ?? 0;
+    if (!this.pending.has(name)) {
+      fail('SAFETENSORS_WRITE', `${this.path}: tensor "${name}" was already written`);
+    }
+    if (offset !== done || offset + data.byteLength > end - begin) {
+      fail(
+        'SAFETENSORS_WRITE',
+        `${this.path}: part [${offset}, ${offset + data.byteLength}) of tensor "${name}" (${end - begin} bytes) ` +
+          `does not continue the ${done} bytes written so far`,
+      );
+    }
+    const now = done + data.byteLength;
+    if (now === end - begin) {
+      this.pending.delete(name);
+      this.partial.delete(name);
+    } else {
+      this.partial.set(name, now);
+    }
+    await writeFully(this.fh, bytesOf(data), this.plan.header.length + begin + offset);
   }
 
   /** Check that every tensor was written, fsync and rename the temp file over the target. */

@@ -304,6 +304,60 @@ for (const backend of ['cpu', 'wasm'] as const) {
       expect(tf.memory().numTensors).to.equal(before);
     });
 
+    it('scoreBatch { greedy: true } flags the tokens that are the argmax (reference top-1 per position)', async function () {
+      const raw = JSON.parse(readFileSync(tiny(this, 'reference.json'), 'utf8')) as {
+        base: { input_ids: number[]; top5_ids_per_position: number[][] }[];
+      };
+      const seqs = raw.base.map((e) => e.input_ids);
+      const scores = await base.scoreBatch(seqs, { greedy: true });
+      scores.forEach((s, i) => {
+        const expected = seqs[i].slice(1).map((id, t) => raw.base[i].top5_ids_per_position[t][0] === id);
+        expect(s.greedy, `prompt ${i}`).to.deep.equal(expected);
+        expect(maxAbsDiff(s.tokenLogprobs, ref.base[i].token_logprobs)).to.be.below(TOL);
+      });
+      // (The random fixture model never predicts a prompt token as its top-1.) A prompt followed by its greedy
+      // continuation: every continuation token is the argmax.
+      const e = ref.base[4];
+      const whole = await base.scoreTokens([...e.input_ids, ...e.greedy_new_ids], { greedy: true });
+      expect(whole.greedy!.slice(e.input_ids.length - 1)).to.deep.equal(e.greedy_new_ids.map(() => true));
+      expect((await base.scoreTokens([1], { greedy: true })).greedy).to.deep.equal([]);
+      expect((await base.scoreTokens(e.input_ids)).greedy).to.equal(undefined);
+    });
+
+    it('decodeStep { active }: inactive rows are masked padding and do not advance their position', async () => {
+      const V = base.config.vocabSize;
+      const short = ref.base[3]; // 20 tokens
+      const long = ref.base[1]; // 45 tokens
+      // Alone, the long prompt generates its greedy ids.
+      const state = await base.prefill([long.input_ids, short.input_ids], { maxNewTokens: 4 });
+      try {
+        const ids: number[] = [];
+        for (let step = 0; step < 12; step++) {
+          const next = argmax(state.logits, 0, V);
+          ids.push(next);
+          // Row 1 stopped after its prefill: it rides along as masked padding.
+          await state.decodeStep([next, PAD], { active: [true, false] });
+        }
+        expect(ids).to.deep.equal(long.greedy_new_ids);
+        expect(state.cache.nextPos[1]).to.equal(short.input_ids.length);
+        expect(state.cache.nextPos[0]).to.equal(long.input_ids.length + 12);
+        await expectCode(() => state.decodeStep([1, 1], { active: [true] }), 'BATCH_MISMATCH');
+      } finally {
+        state.dispose();
+      }
+      // A row near max_position_embeddings can stay inactive for more steps than positions are left.
+      const maxPos = base.config.maxPositionEmbeddings;
+      const near = new Array<number>(maxPos).fill(29871);
+      const st = await base.prefill([[1, 15043], near], { maxNewTokens: 3 });
+      try {
+        for (let step = 0; step < 3; step++) await st.decodeStep([29871, PAD], { active: [true, false] });
+        expect(st.cache.nextPos).to.deep.equal([5, maxPos]);
+        await expectCode(() => st.decodeStep([29871, PAD]), 'PROMPT_TOO_LONG');
+      } finally {
+        st.dispose();
+      }
+    });
+
     it('a disposed model frees all its tensors', async function () {
       const before = tf.memory().numTensors;
       const model = await LlamaModel.load(tiny(this, 'base'), {
@@ -369,7 +423,7 @@ describe('Llama runtime: LoRA merge arithmetic', () => {
       for (const m of adapter.modules) {
         const w = await ckpt.readFloat32(m.baseWeight);
         const [out, inDim] = ckpt.tensorInfo(m.baseWeight).shape;
-        mergeLoraInto(w, out, inDim, factors.get(m.aKey)!, factors.get(m.bKey)!, m.r, m.scale);
+        mergeLoraInto(w, [out, inDim], factors.get(m.aKey)!, factors.get(m.bKey)!, m.scale);
         const want = await changed.readFloat32(m.baseWeight);
         let worst = 0;
         for (let i = 0; i < w.length; i++)

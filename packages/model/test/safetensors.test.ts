@@ -14,6 +14,7 @@ import {
 import {
   SafetensorsFile,
   SafetensorsWriter,
+  safetensorsFileSize,
   type TensorToWrite,
   writeSafetensors,
 } from '../src/safetensors.js';
@@ -379,5 +380,59 @@ describe('safetensors', () => {
     } finally {
       await st.close();
     }
+  });
+
+  it('streams tensors in parts: readRawInto a reused buffer, writePart in order (same bytes as write)', async () => {
+    const a = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+    const b = Uint16Array.from({ length: 301 }, (_, i) => i * 7);
+    const tensors: Record<string, TensorToWrite> = {
+      a: { dtype: 'F32', shape: [10, 100], data: a },
+      b: { dtype: 'BF16', shape: [301], data: b },
+    };
+    const whole = path.join(tmp(), 'whole.safetensors');
+    const parts = path.join(tmp(), 'parts.safetensors');
+    await writeSafetensors(whole, tensors, { format: 'pt' });
+    const src = await SafetensorsFile.open(whole);
+    const w = await SafetensorsWriter.create(
+      parts,
+      { a: { dtype: 'F32', shape: [10, 100] }, b: { dtype: 'BF16', shape: [301] } },
+      { format: 'pt' },
+    );
+    try {
+      const buf = new Uint8Array(1024);
+      const pending: Promise<void>[] = [];
+      for (const name of w.order) {
+        const size = src.info(name).dataOffsets[1] - src.info(name).dataOffsets[0];
+        for (let off = 0; off < size; off += 1024) {
+          const part = new Uint8Array(Math.min(1024, size - off));
+          await src.readRawInto(name, off, part);
+          buf.set(part);
+          pending.push(w.writePart(name, off, part)); // issued before the previous parts have landed
+        }
+      }
+      await Promise.all(pending);
+      await expectError(w.writePart('a', 0, new Uint8Array(4)), 'SAFETENSORS_WRITE', 'already written');
+      await w.finish();
+      expect(readFileSync(parts).equals(readFileSync(whole))).to.equal(true);
+      const specs = {
+        a: { dtype: 'F32' as const, shape: [10, 100] },
+        b: { dtype: 'BF16' as const, shape: [301] },
+      };
+      expect(safetensorsFileSize(specs, { format: 'pt' })).to.equal(readFileSync(whole).length);
+      let caught: unknown = null;
+      await src.readRawInto('b', 600, new Uint8Array(4)).catch((e) => {
+        caught = e;
+      });
+      expect(caught).to.be.instanceOf(RangeError);
+    } finally {
+      await src.close();
+    }
+    const w2 = await SafetensorsWriter.create(path.join(tmp(), 'x.safetensors'), {
+      a: { dtype: 'F32', shape: [4] },
+    });
+    await expectError(w2.writePart('a', 4, new Uint8Array(4)), 'SAFETENSORS_WRITE', 'does not continue');
+    await w2.writePart('a', 0, new Uint8Array(8));
+    await expectError(w2.write('a', new Float32Array(4)), 'SAFETENSORS_WRITE', 'already written');
+    await expectError(w2.finish(), 'SAFETENSORS_WRITE', 'never written');
   });
 });

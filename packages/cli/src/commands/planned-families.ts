@@ -1,8 +1,14 @@
 import type { Command } from 'commander';
 import { planned } from '../planned.js';
 
-/** Command families whose packages land with later issues: listed in --help, honest when run. */
-export function registerPlannedFamilies(program: Command): void {
+/*
+ * Command families whose packages land with later issues: listed in --help, honest when run. They are registered
+ * in the order data flows through the pipeline (data → sft → merge → infer → tasks/judge → plots), around the
+ * families that already work.
+ */
+
+/** The families before `infer`: data, sft (lid and merge are registered from commands/lid.ts and merge.ts). */
+export function registerPlannedUpstream(program: Command): void {
   const data = program
     .command('data')
     .description('Datasets, language mixes and prompt templates (@polyglot/data)');
@@ -17,38 +23,13 @@ export function registerPlannedFamilies(program: Command): void {
   planned(data, 'render', 'Render prompts with a Jinja, chat or built-in template', 8);
   planned(data, 'stats', 'Per-language counts and token lengths of a dataset', 8);
 
-  const lid = program
-    .command('lid')
-    .description('fastText language identification and language fidelity (@polyglot/lid)');
-  planned(lid, 'predict', 'Predict languages of text lines or a JSONL field', 7);
-  planned(lid, 'fidelity', 'Language fidelity (lang_match, tgt_lang) of run files', 7);
-  planned(lid, 'tag', 'Add <key>_lang fields to JSONL records', 7);
-  planned(lid, 'download', 'Fetch and verify OpenLID or GlotLID into the cache', 7);
-
   const sft = program.command('sft').description('LoRA supervised fine-tuning (@polyglot/sft)');
   planned(sft, 'train', "LoRA-tune a model on JSONL data with the paper's defaults", 5);
   planned(sft, 'export', 'Write an equivalent TRL + PEFT training config and script', 5);
+}
 
-  planned(
-    program,
-    'merge',
-    'Merge PEFT LoRA adapters into a checkpoint, shard by shard (@polyglot/lora-merge)',
-    4,
-  );
-
-  const infer = program
-    .command('infer')
-    .description('Generation, scoring and an OpenAI-compatible server (@polyglot/infer)');
-  planned(infer, 'score', 'Token log-probs of JSONL inputs', 3);
-  planned(infer, 'generate', 'Batched generation with sampling, stop strings and seeds', 3);
-  planned(infer, 'serve', 'OpenAI-compatible HTTP server over the local engine', 6);
-  planned(
-    infer,
-    'run',
-    "The paper's inference.py: resumable benchmark runs over a local or remote engine",
-    6,
-  );
-
+/** The families after `infer`: tasks, judge, plot, reproduce. */
+export function registerPlannedDownstream(program: Command): void {
   const tasks = program
     .command('tasks')
     .description('Multilingual evaluation tasks and results (@polyglot/tasks)');

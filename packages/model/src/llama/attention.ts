@@ -2,8 +2,10 @@
  * Causal grouped-query attention with rotary embeddings, two implementations with one meaning:
  *
  * - {@link hostAttention}: a fused kernel over host memory for the in-process backends (wasm, cpu). It applies
- *   RoPE to the new queries and keys, writes the new keys/values into the preallocated {@link HostKVCache} slots and
- *   attends over the valid slots only (no masked work, no intermediate tensors).
+ *   RoPE to the new queries and keys and writes the new keys/values into the preallocated {@link HostKVCache}
+ *   slots. A few new tokens per row (decoding) attend over the valid slots only, in JavaScript (no masked work, no
+ *   intermediate tensors); 8 or more (prefill) run per key/value head as backend GEMMs around the backend's
+ *   softmax kernel (the scores never come back to JavaScript).
  * - {@link tensorAttention}: TensorFlow.js ops (works on every backend, GPU ones included), with a
  *   {@link TensorKVCache} extended by concat and an additive mask.
  *
@@ -24,7 +26,7 @@ export interface AttentionShape {
 /** What is added to the scores of keys a query must not see (transformers adds finfo(float32).min). */
 export const MASKED = -1e30;
 
-/** From this many new tokens per row on, the host kernel runs its score and value products as matmuls. */
+/** From this many new tokens per row on, the host kernel runs scores, softmax and probs · V on the backend. */
 const MATMUL_MIN_T = 8;
 
 /**
@@ -38,28 +40,16 @@ export function hostData(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
-/** out = a[m, k] @ b[k, n] on the backend (XNNPACK's GEMM on wasm). */
-function matmulInto(
-  out: Float32Array,
-  a: Float32Array,
-  m: number,
-  k: number,
-  b: Float32Array,
-  n: number,
-): void {
-  tf.tidy(() => {
-    const r = tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n]));
-    out.set(hostData(r));
-  });
-}
-
 /**
- * Attention of row b's T new queries (already rotated and scaled in `q`, [T, heads, d]) over its `start + T`
- * cache slots, per key/value head as two GEMMs: scores = Q_g K^T, then probs V; the causal/padding softmax runs
- * on the host between them. Writes `out` rows b·T.. .
+ * Attention of row b's T new queries over its `start + T` cache slots, per key/value head on the backend:
+ * scores = Q_g K^T (an XNNPACK GEMM; K^T is copied out of the cache, the GEMM takes untransposed operands only),
+ * plus the additive causal/padding mask, softmax (the backend's kernel), then probs V. `qg` holds the rotated and
+ * scaled queries grouped by key/value head, `[kvHeads, group, T, d]` (query head kh·group + j); the scores never
+ * leave the backend. Queries with no visible key (left padding) get zeros, like the per-token kernel. Writes `out`
+ * rows b·T.. .
  */
 function attendMatmul(
-  q: Float32Array,
+  qg: Float32Array,
   kBuf: Float32Array,
   vBuf: Float32Array,
   mask: Uint8Array,
@@ -74,48 +64,36 @@ function attendMatmul(
   const group = nH / nKV;
   const L = start + T;
   const rows = group * T;
-  const qg = new Float32Array(rows * hd);
+  // Additive mask [T, L]: key c is visible from query t when c <= start + t and c holds a token.
+  const add = new Float32Array(T * L).fill(MASKED);
+  let first = L; // the first slot holding a token
+  for (let c = L - 1; c >= 0; c--) if (mask[c] !== 0) first = c;
+  for (let t = 0; t < T; t++) {
+    const o = t * L;
+    for (let c = first; c <= start + t; c++) if (mask[c] !== 0) add[o + c] = 0;
+  }
   const kt = new Float32Array(hd * L);
-  const scores = new Float32Array(rows * L);
-  const ctx = new Float32Array(rows * hd);
-  for (let kh = 0; kh < nKV; kh++) {
-    // Q_g: rows (j, t) for query heads kh·group + j.
-    for (let j = 0; j < group; j++) {
-      const h = kh * group + j;
-      for (let t = 0; t < T; t++)
-        qg.set(q.subarray((t * nH + h) * hd, (t * nH + h + 1) * hd), (j * T + t) * hd);
-    }
-    const base = (b * nKV + kh) * cap * hd;
-    for (let c = 0; c < L; c++) {
-      const ko = base + c * hd;
-      for (let d = 0; d < hd; d++) kt[d * L + c] = kBuf[ko + d];
-    }
-    matmulInto(scores, qg, rows, hd, kt, L);
-    for (let r = 0; r < rows; r++) {
-      const last = start + (r % T);
-      const so = r * L;
-      let max = Number.NEGATIVE_INFINITY;
-      for (let c = 0; c <= last; c++) if (mask[c] !== 0 && scores[so + c] > max) max = scores[so + c];
-      if (max === Number.NEGATIVE_INFINITY) {
-        scores.fill(0, so, so + L); // no visible key (left padding): output unused, zeros
-        continue;
+  const ctx = new Float32Array(nKV * rows * hd);
+  tf.tidy(() => {
+    const addT = tf.tensor3d(add, [1, T, L]);
+    for (let kh = 0; kh < nKV; kh++) {
+      const base = (b * nKV + kh) * cap * hd;
+      for (let c = 0; c < L; c++) {
+        const ko = base + c * hd;
+        for (let d = 0; d < hd; d++) kt[d * L + c] = kBuf[ko + d];
       }
-      let sum = 0;
-      for (let c = 0; c <= last; c++) {
-        const e = mask[c] !== 0 ? Math.exp(scores[so + c] - max) : 0;
-        scores[so + c] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      for (let c = 0; c <= last; c++) scores[so + c] *= inv;
-      scores.fill(0, so + last + 1, so + L);
+      const q2 = tf.tensor2d(qg.subarray(kh * rows * hd, (kh + 1) * rows * hd), [rows, hd]);
+      const scores = tf.reshape(tf.matMul(q2, tf.tensor2d(kt, [hd, L])), [group, T, L]);
+      const probs = tf.reshape(tf.softmax(tf.add(scores, addT)), [rows, L]);
+      const v = tf.tensor2d(vBuf.subarray(base, base + L * hd), [L, hd]);
+      ctx.set(hostData(tf.matMul(probs, v)), kh * rows * hd);
     }
-    matmulInto(ctx, scores, rows, L, vBuf.subarray(base, base + L * hd), hd);
-    for (let j = 0; j < group; j++) {
-      const h = kh * group + j;
-      for (let t = 0; t < T; t++) {
-        out.set(ctx.subarray((j * T + t) * hd, (j * T + t + 1) * hd), (b * T + t) * nH * hd + h * hd);
-      }
+  });
+  for (let t = Math.max(0, first - start); t < T; t++) {
+    const o = (b * T + t) * nH * hd;
+    for (let h = 0; h < nH; h++) {
+      const src = (h * T + t) * hd; // [kh, j, t] with h = kh·group + j
+      out.set(ctx.subarray(src, src + hd), o + h * hd);
     }
   }
 }
@@ -158,14 +136,15 @@ export function hostAttention(
   const B = cache.batch;
   const cap = cache.capacity;
   const half = hd >> 1;
-  const group = nH / nKV;
   const stride = (nH + 2 * nKV) * hd;
   const outStride = nH * hd;
   const scale = 1 / Math.sqrt(hd);
   const kBuf = cache.k[layer];
   const vBuf = cache.v[layer];
   const out = new Float32Array(B * T * outStride);
-  // q: [B, T, heads, d], rotated and scaled by 1/sqrt(d).
+  // q rotated and scaled by 1/sqrt(d): [B, T, heads, d] for the per-token kernel, [B, heads, T, d] (= per row,
+  // [kvHeads, group, T, d]) for the matmul path.
+  const grouped = T >= MATMUL_MIN_T;
   const q = new Float32Array(B * T * nH * hd);
 
   // Phase 1: RoPE on the new queries and keys; keys and values go into the cache slots in place. `qkv` may be a
@@ -177,7 +156,10 @@ export function hostAttention(
       const cos = rope.cos(pos);
       const sin = rope.sin(pos);
       const src = n * stride;
-      for (let h = 0; h < nH; h++) rotate(qkv, src + h * hd, q, (n * nH + h) * hd, cos, sin, half, scale);
+      for (let h = 0; h < nH; h++) {
+        const qo = grouped ? ((b * nH + h) * T + t) * hd : (n * nH + h) * hd;
+        rotate(qkv, src + h * hd, q, qo, cos, sin, half, scale);
+      }
       for (let kh = 0; kh < nKV; kh++) {
         const dst = ((b * nKV + kh) * cap + start + t) * hd;
         rotate(qkv, src + (nH + kh) * hd, kBuf, dst, cos, sin, half, 1);
@@ -188,7 +170,7 @@ export function hostAttention(
   }
 
   // Phase 2: attention over the valid slots.
-  if (T >= MATMUL_MIN_T) {
+  if (grouped) {
     for (let b = 0; b < B; b++) {
       attendMatmul(
         q.subarray(b * T * nH * hd, (b + 1) * T * nH * hd),
@@ -205,77 +187,157 @@ export function hostAttention(
     }
     return out;
   }
-  const scores = new Float64Array(start + T);
+  attendTokens(q, kBuf, vBuf, cache.keyMask, out, B, T, start, cap, shape);
+  return out;
+}
+
+/**
+ * The per-token kernel (few new tokens per row: decoding): for each new token, each key/value head and each pair
+ * of its query heads, scores over the visible slots, softmax, probs · V, in float64. The two query heads of a
+ * pair share every load of a key and value row. `q` is `[B, T, heads, d]`.
+ */
+function attendTokens(
+  q: Float32Array,
+  kBuf: Float32Array,
+  vBuf: Float32Array,
+  keyMask: Uint8Array[],
+  out: Float32Array,
+  B: number,
+  T: number,
+  start: number,
+  cap: number,
+  shape: AttentionShape,
+): void {
+  const { heads: nH, kvHeads: nKV, headDim: hd } = shape;
+  const group = nH / nKV;
+  const sa = new Float64Array(start + T);
+  const sb = new Float64Array(start + T);
   const hd4 = hd - (hd % 4);
+  const NEG = Number.NEGATIVE_INFINITY;
   for (let b = 0; b < B; b++) {
-    const mask = cache.keyMask[b];
+    const mask = keyMask[b];
     for (let t = 0; t < T; t++) {
       const last = start + t;
-      const o0 = (b * T + t) * outStride;
-      for (let h = 0; h < nH; h++) {
-        const base = (b * nKV + Math.floor(h / group)) * cap * hd;
-        const qo = ((b * T + t) * nH + h) * hd;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let c = 0; c <= last; c++) {
-          if (mask[c] === 0) {
-            scores[c] = Number.NEGATIVE_INFINITY;
-            continue;
+      const row = (b * T + t) * nH * hd;
+      for (let kh = 0; kh < nKV; kh++) {
+        const base = (b * nKV + kh) * cap * hd;
+        for (let j = 0; j < group; j += 2) {
+          // Query heads h and h + 1 (a lone last head of an odd group is computed twice, written once).
+          const h = kh * group + j;
+          const pair = j + 1 < group;
+          const qa = row + h * hd;
+          const qb = pair ? qa + hd : qa;
+          let maxA = NEG;
+          let maxB = NEG;
+          for (let c = 0; c <= last; c++) {
+            if (mask[c] === 0) {
+              sa[c] = NEG;
+              sb[c] = NEG;
+              continue;
+            }
+            const ko = base + c * hd;
+            let a0 = 0;
+            let a1 = 0;
+            let a2 = 0;
+            let a3 = 0;
+            let b0 = 0;
+            let b1 = 0;
+            let b2 = 0;
+            let b3 = 0;
+            let d = 0;
+            for (; d < hd4; d += 4) {
+              const k0 = kBuf[ko + d];
+              const k1 = kBuf[ko + d + 1];
+              const k2 = kBuf[ko + d + 2];
+              const k3 = kBuf[ko + d + 3];
+              a0 += q[qa + d] * k0;
+              a1 += q[qa + d + 1] * k1;
+              a2 += q[qa + d + 2] * k2;
+              a3 += q[qa + d + 3] * k3;
+              b0 += q[qb + d] * k0;
+              b1 += q[qb + d + 1] * k1;
+              b2 += q[qb + d + 2] * k2;
+              b3 += q[qb + d + 3] * k3;
+            }
+            for (; d < hd; d++) {
+              a0 += q[qa + d] * kBuf[ko + d];
+              b0 += q[qb + d] * kBuf[ko + d];
+            }
+            const x = a0 + a1 + (a2 + a3);
+            const y = b0 + b1 + (b2 + b3);
+            sa[c] = x;
+            sb[c] = y;
+            if (x > maxA) maxA = x;
+            if (y > maxB) maxB = y;
           }
-          const ko = base + c * hd;
-          let s0 = 0;
-          let s1 = 0;
-          let s2 = 0;
-          let s3 = 0;
+          // No visible key (left padding before the row's first token): the output is never used; zeros.
+          if (maxA === NEG) continue;
+          let sumA = 0;
+          let sumB = 0;
+          for (let c = 0; c <= last; c++) {
+            const pa = Math.exp(sa[c] - maxA); // exp(-inf) = 0 for masked slots
+            const pb = Math.exp(sb[c] - maxB);
+            sa[c] = pa;
+            sb[c] = pb;
+            sumA += pa;
+            sumB += pb;
+          }
+          const invA = 1 / sumA;
+          const invB = 1 / sumB;
+          const oa = row + h * hd;
+          const ob = oa + hd;
+          // probs · V, four output dimensions of both heads per pass over the slots (accumulators in registers).
           let d = 0;
           for (; d < hd4; d += 4) {
-            s0 += q[qo + d] * kBuf[ko + d];
-            s1 += q[qo + d + 1] * kBuf[ko + d + 1];
-            s2 += q[qo + d + 2] * kBuf[ko + d + 2];
-            s3 += q[qo + d + 3] * kBuf[ko + d + 3];
+            let a0 = 0;
+            let a1 = 0;
+            let a2 = 0;
+            let a3 = 0;
+            let b0 = 0;
+            let b1 = 0;
+            let b2 = 0;
+            let b3 = 0;
+            for (let c = 0, vo = base + d; c <= last; c++, vo += hd) {
+              const pa = sa[c];
+              const pb = sb[c];
+              const v0 = vBuf[vo];
+              const v1 = vBuf[vo + 1];
+              const v2 = vBuf[vo + 2];
+              const v3 = vBuf[vo + 3];
+              a0 += pa * v0;
+              a1 += pa * v1;
+              a2 += pa * v2;
+              a3 += pa * v3;
+              b0 += pb * v0;
+              b1 += pb * v1;
+              b2 += pb * v2;
+              b3 += pb * v3;
+            }
+            out[oa + d] = a0 * invA;
+            out[oa + d + 1] = a1 * invA;
+            out[oa + d + 2] = a2 * invA;
+            out[oa + d + 3] = a3 * invA;
+            if (pair) {
+              out[ob + d] = b0 * invB;
+              out[ob + d + 1] = b1 * invB;
+              out[ob + d + 2] = b2 * invB;
+              out[ob + d + 3] = b3 * invB;
+            }
           }
-          for (; d < hd; d++) s0 += q[qo + d] * kBuf[ko + d];
-          const s = s0 + s1 + (s2 + s3);
-          scores[c] = s;
-          if (s > max) max = s;
-        }
-        const oo = o0 + h * hd;
-        // A query with no visible key (left padding before the first token): its output is never used; zeros.
-        if (max === Number.NEGATIVE_INFINITY) continue;
-        let sum = 0;
-        for (let c = 0; c <= last; c++) {
-          const p = Math.exp(scores[c] - max); // exp(-inf) = 0 for masked slots
-          scores[c] = p;
-          sum += p;
-        }
-        const inv = 1 / sum;
-        // probs · V, four output dimensions per pass over the slots (accumulators stay in registers).
-        let d = 0;
-        for (; d < hd4; d += 4) {
-          let a0 = 0;
-          let a1 = 0;
-          let a2 = 0;
-          let a3 = 0;
-          for (let c = 0, vo = base + d; c <= last; c++, vo += hd) {
-            const p = scores[c];
-            a0 += p * vBuf[vo];
-            a1 += p * vBuf[vo + 1];
-            a2 += p * vBuf[vo + 2];
-            a3 += p * vBuf[vo + 3];
+          for (; d < hd; d++) {
+            let a = 0;
+            let bb = 0;
+            for (let c = 0, vo = base + d; c <= last; c++, vo += hd) {
+              a += sa[c] * vBuf[vo];
+              bb += sb[c] * vBuf[vo];
+            }
+            out[oa + d] = a * invA;
+            if (pair) out[ob + d] = bb * invB;
           }
-          out[oo + d] = a0 * inv;
-          out[oo + d + 1] = a1 * inv;
-          out[oo + d + 2] = a2 * inv;
-          out[oo + d + 3] = a3 * inv;
-        }
-        for (; d < hd; d++) {
-          let a = 0;
-          for (let c = 0, vo = base + d; c <= last; c++, vo += hd) a += scores[c] * vBuf[vo];
-          out[oo + d] = a * inv;
         }
       }
     }
   }
-  return out;
 }
 
 /** `[-x2, x1]` along the last axis. */

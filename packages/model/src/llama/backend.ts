@@ -5,7 +5,9 @@
  * - `tensorflow`: `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node`, when the user installed one (optional,
  *   loaded with a dynamic import).
  * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` npm package), both installed by the user.
- * - `wasm`: `@tensorflow/tfjs-backend-wasm` with SIMD, single-threaded. The CPU default.
+ * - `wasm`: `@tensorflow/tfjs-backend-wasm` with SIMD, single-threaded by default (the CPU default); with
+ *   `wasmThreads` > 1 (or `POLYGLOT_WASM_THREADS`), its threaded SIMD build with that many XNNPACK threads
+ *   (./wasm-threads.ts: worker threads that never keep the process alive).
  * - `cpu`: pure JavaScript; slow, the test oracle.
  * - `auto`: tensorflow if installed, else a hardware WebGPU adapter, else wasm.
  *
@@ -17,6 +19,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { PolyglotError } from '../errors.js';
+import { MAX_WASM_THREADS, threadedWasmFactory } from './wasm-threads.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -29,7 +32,20 @@ export class BackendError extends PolyglotError {
   }
 }
 
+export interface BackendOptions {
+  /**
+   * `wasm` only: XNNPACK threads (the calling thread included). 1 = the single-threaded SIMD build; 2..8 = the
+   * threaded SIMD build. Default: the `POLYGLOT_WASM_THREADS` environment variable, else 1. Fixed once the wasm
+   * backend has started (asking for another count then is a `BACKEND_THREADS_FIXED` error).
+   */
+  wasmThreads?: number;
+}
+
 let wasmPathsSet = false;
+/** Thread count of the started wasm backend (null: not started). */
+let wasmThreadsStarted: number | null = null;
+/** The wasm backend factory that @tensorflow/tfjs-backend-wasm registered (its single-threaded loader in Node). */
+let packageWasmFactory: (() => tf.KernelBackend | Promise<tf.KernelBackend>) | null = null;
 let webgpuGlobalsInstalled = false;
 
 /** Directory (ending in '/') that holds the wasm backend's .wasm binaries, resolved from the installed package. */
@@ -59,23 +75,99 @@ async function useBackend(name: string): Promise<void> {
   }
 }
 
-async function initWasm(): Promise<void> {
-  if (tf.getBackend() === 'wasm') return;
+function checkThreads(n: number, where: string): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS) {
+    throw new BackendError(
+      'BACKEND_BAD_OPTION',
+      `${where} must be an integer from 1 to ${MAX_WASM_THREADS}, got ${JSON.stringify(n)}`,
+    );
+  }
+  return n;
+}
+
+/** The wasm thread count asked for: the option, else POLYGLOT_WASM_THREADS, else null (no preference). */
+function requestedWasmThreads(opts: BackendOptions): number | null {
+  if (opts.wasmThreads !== undefined) return checkThreads(opts.wasmThreads, 'wasmThreads');
+  const env = process.env.POLYGLOT_WASM_THREADS;
+  if (env === undefined || env.trim() === '') return null;
+  return checkThreads(Number(env), 'POLYGLOT_WASM_THREADS');
+}
+
+/** The thread count of the running wasm backend, or null when it has not started. */
+export function wasmThreadCount(): number | null {
+  return wasmThreadsStarted;
+}
+
+async function initWasm(opts: BackendOptions): Promise<void> {
+  const asked = requestedWasmThreads(opts);
+  if (tf.engine().registry.wasm != null) {
+    // Started already (by an earlier call, or by TF.js's own loader: single-threaded in Node).
+    const running = wasmThreadsStarted ?? 1;
+    if (opts.wasmThreads !== undefined && asked !== running) {
+      throw new BackendError(
+        'BACKEND_THREADS_FIXED',
+        `the wasm backend already runs with ${running} thread(s); the thread count is fixed when it starts: ` +
+          'pass wasmThreads (or set POLYGLOT_WASM_THREADS) in the first initBackend/LlamaModel.load call',
+      );
+    }
+    wasmThreadsStarted = running;
+    if (tf.getBackend() !== 'wasm') await useBackend('wasm');
+    return;
+  }
+  const threads = asked ?? 1;
+  let wasmDir: string;
+  try {
+    wasmDir = wasmBinaryDir();
+  } catch (e) {
+    throw new BackendError(
+      'BACKEND_INIT_FAILED',
+      `cannot locate the .wasm files of @tensorflow/tfjs-backend-wasm: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
   if (!wasmPathsSet) {
-    // Threads would need a worker pool that keeps Node from exiting; the SIMD single-thread build is used.
+    // TF.js's own loader cannot start the threaded build in Node; threads go through wasm-threads.ts instead.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    setWasmPaths(wasmDir);
+    wasmPathsSet = true;
+  }
+  // The factory registered for 'wasm' (not started yet): the package's, or the threaded one.
+  packageWasmFactory ??= tf.findBackendFactory('wasm');
+  if (packageWasmFactory == null) {
+    throw new BackendError('BACKEND_INIT_FAILED', '@tensorflow/tfjs-backend-wasm registered no wasm backend');
+  }
+  let factory = packageWasmFactory;
+  let failure: unknown;
+  if (threads > 1) {
+    let threaded: () => Promise<tf.KernelBackend>;
     try {
-      setWasmPaths(wasmBinaryDir());
+      threaded = threadedWasmFactory(threads, wasmDir);
     } catch (e) {
       throw new BackendError(
         'BACKEND_INIT_FAILED',
-        `cannot locate the .wasm files of @tensorflow/tfjs-backend-wasm: ${(e as Error).message}`,
+        `cannot prepare the threaded wasm backend (${threads} threads): ${(e as Error).message}`,
         { cause: e },
       );
     }
-    wasmPathsSet = true;
+    factory = () =>
+      threaded().catch((e: unknown) => {
+        failure = e;
+        throw e;
+      });
   }
-  await useBackend('wasm');
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', factory, 2);
+  try {
+    await useBackend('wasm');
+  } catch (e) {
+    if (failure === undefined) throw e;
+    throw new BackendError(
+      'BACKEND_INIT_FAILED',
+      `the threaded wasm backend (${threads} threads) failed to start: ${(failure as Error)?.message ?? String(failure)}`,
+      { cause: failure },
+    );
+  }
+  wasmThreadsStarted = threads;
 }
 
 async function dynamicImport(specifier: string): Promise<unknown> {
@@ -211,7 +303,7 @@ async function initWebgpu(requireHardware: boolean): Promise<void> {
  * Starts the named backend and makes it TensorFlow.js's active backend; returns the active backend's name
  * (`auto` resolves to `tensorflow`, `webgpu` or `wasm`). Throws {@link BackendError} when the backend cannot run.
  */
-export async function initBackend(name: BackendName = 'auto'): Promise<string> {
+export async function initBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<string> {
   switch (name) {
     case 'cpu': {
       if (tf.getBackend() !== 'cpu') await useBackend('cpu');
@@ -221,7 +313,7 @@ export async function initBackend(name: BackendName = 'auto'): Promise<string> {
       break;
     }
     case 'wasm':
-      await initWasm();
+      await initWasm(opts);
       break;
     case 'tensorflow':
       await initTensorflow();
@@ -248,7 +340,7 @@ export async function initBackend(name: BackendName = 'auto'): Promise<string> {
         )
           throw e;
       }
-      await initWasm();
+      await initWasm(opts);
       break;
     }
     default:

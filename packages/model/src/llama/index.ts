@@ -4,8 +4,10 @@ export {
   BACKEND_NAMES,
   BackendError,
   type BackendName,
+  type BackendOptions,
   initBackend,
   wasmBinaryDir,
+  wasmThreadCount,
 } from './backend.js';
 export { HostKVCache, type KVCache, KVCacheBase, TensorKVCache } from './cache.js';
 export {
@@ -23,4 +25,4 @@ export {
 } from './model.js';
 export { llamaConfig, randomWeightSource } from './random.js';
 export { type RopeSpec, RopeTable, ropeInvFreq } from './rope.js';
-export { type AdapterInput, mergeLoraInto, type WeightSource } from './weights.js';
+export type { AdapterInput, WeightSource } from './weights.js';

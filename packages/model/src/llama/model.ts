@@ -35,6 +35,11 @@ export type AttentionImpl = 'host' | 'tensor';
 export interface LlamaLoadOptions {
   /** Backend to start (default: keep the active one, or `auto` when none is active). */
   backend?: BackendName;
+  /**
+   * When the wasm backend starts here: its XNNPACK thread count (see {@link BackendOptions}; default
+   * `POLYGLOT_WASM_THREADS`, else 1).
+   */
+  wasmThreads?: number;
   /** LoRA adapters by name: PEFT adapter directories (or adapters read with readAdapter). */
   adapters?: Record<string, AdapterInput>;
   /** Merge the (single) adapter into the weights at load: W + scale·BA, computed once. */
@@ -244,10 +249,11 @@ export class LlamaModel {
     source: string | Checkpoint | WeightSource,
     opts: LlamaLoadOptions = {},
   ): Promise<LlamaModel> {
+    const backendOpts = { wasmThreads: opts.wasmThreads };
     const backend =
       opts.backend !== undefined
-        ? await initBackend(opts.backend)
-        : (tf.getBackend() ?? (await initBackend('auto')));
+        ? await initBackend(opts.backend, backendOpts)
+        : (tf.getBackend() ?? (await initBackend('auto', backendOpts)));
     const attention = opts.attention ?? (backend === 'wasm' ? 'host' : 'tensor');
     const owned = typeof source === 'string' ? await Checkpoint.open(source) : null;
     const src: WeightSource = owned ?? (source as WeightSource);
@@ -381,7 +387,9 @@ export class LlamaModel {
       }
     }
     if (rows.length === 0) {
-      return sequences.map(() => (opts.greedy ? { tokenLogprobs: [], sumLogprob: 0, greedy: [] } : { tokenLogprobs: [], sumLogprob: 0 }));
+      return sequences.map(() =>
+        opts.greedy ? { tokenLogprobs: [], sumLogprob: 0, greedy: [] } : { tokenLogprobs: [], sumLogprob: 0 },
+      );
     }
     const cache = this.createCache(B, T);
     try {
@@ -607,7 +615,20 @@ export class LlamaModel {
       addMask = tf.tensor(m, [B, 1, 1, T, L]);
     }
 
-    let h: tf.Tensor2D = tf.gather(this.weights.embed, tf.tensor1d(ids.flat(), 'int32'));
+    let h: tf.Tensor2D;
+    if (this.backend === 'wasm') {
+      // The embedding rows copied on the host from the backend's memory (the wasm Gather kernel moves one
+      // element at a time: ~15 ms for a 4 × 256 prefill).
+      const H = c.hiddenSize;
+      const table = hostData(this.weights.embed);
+      const rows = new Float32Array(B * T * H);
+      for (let b = 0, i = 0; b < B; b++) {
+        for (let t = 0; t < T; t++, i++) rows.set(table.subarray(ids[b][t] * H, (ids[b][t] + 1) * H), i * H);
+      }
+      h = tf.tensor2d(rows, [B * T, H]);
+    } else {
+      h = tf.gather(this.weights.embed, tf.tensor1d(ids.flat(), 'int32'));
+    }
     for (let l = 0; l < c.numHiddenLayers; l++) {
       // One tidy per layer: its intermediates are freed before the next layer, so the backend reuses their memory.
       const prev = h;

@@ -13,6 +13,7 @@ import { type Adapter, loadAdapterTensors, readAdapter } from '../adapter.js';
 import { expectedLlamaTensors } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { ModelFormatError } from '../errors.js';
+import { mergeLoraInto } from '../lora-kernel.js';
 import { switchBackendSync } from './backend.js';
 
 /** Where the weights come from: a {@link Checkpoint} satisfies it; tests and tools can pass their own. */
@@ -162,27 +163,6 @@ export function transposeInto(
         const o = c * dstCols + colOffset;
         for (let r = r0; r < r1; r++) dst[o + r] = src[r * cols + c];
       }
-    }
-  }
-}
-
-/** `W[out, in] += scale · B[out, r] @ A[r, in]`, in float32 like PEFT's merge. */
-export function mergeLoraInto(
-  w: Float32Array,
-  out: number,
-  inDim: number,
-  a: Float32Array,
-  b: Float32Array,
-  r: number,
-  scale: number,
-): void {
-  const f32 = Math.fround;
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inDim; i++) {
-      let s = 0;
-      for (let k = 0; k < r; k++) s += b[o * r + k] * a[k * inDim + i];
-      const idx = o * inDim + i;
-      w[idx] = f32(w[idx] + f32(f32(s) * scale));
     }
   }
 }
@@ -350,7 +330,7 @@ export async function loadModelWeights(
           const w = await readChecked(src, `${parts[i]}.weight`, shapes[i]);
           for (const ad of merged) {
             const f = ad.modules.get(`${parts[i]}.weight`);
-            if (f) mergeLoraInto(w, out, inDim, f.a, f.b, f.r, f.scale);
+            if (f) mergeLoraInto(w, [out, inDim], f.a, f.b, f.scale, { name: parts[i] });
           }
           transposeInto(w, out, inDim, fused, outTotal, off);
           if (fusedBias) fusedBias.set(await readChecked(src, `${parts[i]}.bias`, [out]), off);
