@@ -17,6 +17,13 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
   }
 fi
 
+# Native addons (better-sqlite3) build from source here: prebuilt binaries cannot be downloaded. Point node-gyp at
+# the Node headers that npm is configured with, since pnpm does not pass npm's config on.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  nodedir=$(npm config get nodedir 2>/dev/null || true)
+  if [ -n "$nodedir" ] && [ "$nodedir" != "undefined" ] && [ "$nodedir" != "null" ]; then export npm_config_nodedir="$nodedir"; fi
+fi
+
 if [ "${CI:-}" = "true" ]; then
   pnpm install --frozen-lockfile >&2
 else

@@ -2,12 +2,14 @@ export type {
   BatchOptions,
   Engine,
   EngineInfo,
+  GenerateChoice,
   GenerateOptions,
   GenerateParams,
   GenerateRequest,
   GenerateResult,
   LoglikelihoodRequest,
   LoglikelihoodResult,
+  ScoreOptions,
   ScoreRequest,
   ScoreResult,
 } from './engine.js';
@@ -17,6 +19,7 @@ export {
   type LocalEngineOptions,
   type LoglikelihoodOptions,
   RequestError,
+  type SubmitOptions,
 } from './local-engine.js';
 export { logSoftmax, type PositionLogprobs, positionLogprobs, type TokenLogprob } from './logprobs.js';
 export { isGreedy, SAMPLING_EPS, type SamplingParams, samplingParams } from './params.js';
@@ -35,3 +38,6 @@ export {
 } from './sampler.js';
 export { type FinishReason, SequenceState } from './state.js';
 export { earliestStop, findStop, pyRstrip, pyStrip, StopChecker, type StopMatch } from './stop.js';
+export { type BatcherStats, ContinuousBatcher, RequestAbortedError } from './batcher.js';
+export { ApiError, OpenAIServer, type ServerLimits, type ServerOptions, toApiError } from './server.js';
+export type { TokenEvent } from './row.js';

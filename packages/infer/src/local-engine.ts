@@ -4,22 +4,24 @@ import path from 'node:path';
 import {
   type AttentionImpl,
   type BackendName,
-  type DecodeStream,
+  type ChatMessage,
   initBackend,
   LlamaModel,
   ModelFormatError,
   Tokenizer,
-  TokenizerError,
 } from '@polyglot/model';
+import { type BatcherStats, ContinuousBatcher } from './batcher.js';
 import type {
   BatchOptions,
   Engine,
   EngineInfo,
+  GenerateChoice,
   GenerateOptions,
   GenerateRequest,
   GenerateResult,
   LoglikelihoodRequest,
   LoglikelihoodResult,
+  ScoreOptions,
   ScoreRequest,
   ScoreResult,
 } from './engine.js';
@@ -27,9 +29,8 @@ import { InferError } from './errors.js';
 import { logSoftmax, positionLogprobs, type TokenLogprob } from './logprobs.js';
 import { type SamplingParams, samplingParams } from './params.js';
 import { Xoshiro128 } from './rng.js';
-import { sampleToken } from './sampler.js';
-import { type FinishReason, SequenceState } from './state.js';
-import { pyRstrip, pyStrip, StopChecker } from './stop.js';
+import { type PreparedGenerate, Row, type TokenEvent } from './row.js';
+import { pyRstrip } from './stop.js';
 
 /** A request that cannot run (empty or too long prompt, token ids outside the vocabulary, bad parameters). */
 export class RequestError extends InferError {
@@ -69,6 +70,22 @@ export interface LocalEngineOptions {
   seed?: number | null;
   /** Default batch size of generate/score/loglikelihood; default 8. */
   batchSize?: number;
+  /**
+   * The chat template for requests given as `messages`: a name of one of the tokenizer's templates, a built-in name
+   * (`guanaco`, `alpaca`, `chatml`, `llama-2-chat`, `zephyr`) or Jinja source. Default: the tokenizer's own.
+   */
+  chatTemplate?: string;
+  /** Most sequences decoding at once in {@link LocalEngine.submit}'s continuous batch (vLLM's max_num_seqs); default 64. */
+  maxNumSeqs?: number;
+}
+
+export interface SubmitOptions {
+  /** The adapter to apply, by name (null: the base model); default the engine's active one. */
+  adapter?: string | null;
+  /** Called for each generated token of sample `choice` (streaming): its id, the text it made final, logprobs. */
+  onToken?: (choice: number, event: TokenEvent) => void;
+  /** Aborting drops the request (waiting or running); the promise rejects with `REQUEST_ABORTED`. */
+  signal?: AbortSignal;
 }
 
 export interface LoglikelihoodOptions extends BatchOptions {
@@ -81,105 +98,9 @@ export interface LoglikelihoodOptions extends BatchOptions {
 }
 
 const DEFAULT_BATCH_SIZE = 8;
-
-interface PreparedGenerate {
-  index: number;
-  ids: number[];
-  params: SamplingParams;
-  /** The request's seed; null until the engine draws one. */
-  seed: number | null;
-  trim: boolean;
-}
-
-/** One request in flight: its sampler state, random stream, detokenizer and stop strings. */
-class Row {
-  private readonly seq: SequenceState;
-  private readonly rng: Xoshiro128;
-  private readonly stream: DecodeStream;
-  private readonly stops: StopChecker;
-  private readonly eos: ReadonlySet<number>;
-  private readonly out: number[] = [];
-  private readonly lps: number[] | null;
-  private readonly tops: TokenLogprob[][] | null;
-  finish: FinishReason | null = null;
-  private stopReason: string | number | null = null;
-
-  constructor(
-    readonly req: PreparedGenerate,
-    eosIds: readonly number[],
-    tokenizer: Tokenizer,
-  ) {
-    this.seq = new SequenceState(req.ids, eosIds);
-    this.rng = Xoshiro128.fromSeed(req.seed!);
-    this.stream = tokenizer.decodeStream({ promptIds: req.ids });
-    this.stops = new StopChecker(req.params.stop);
-    this.eos = new Set(req.params.ignore_eos ? [] : eosIds);
-    this.lps = req.params.logprobs === null ? null : [];
-    this.tops = req.params.logprobs ? [] : null;
-    if (req.params.max_tokens === 0) this.finish = 'length';
-  }
-
-  get done(): boolean {
-    return this.finish !== null;
-  }
-
-  /** Samples the next token from this row's logits, records it, and decides whether the request is finished. */
-  step(logits: Float32Array): number {
-    const { params } = this.req;
-    const token = sampleToken(logits, params, this.seq, this.rng);
-    this.seq.append(token);
-    this.out.push(token);
-    if (this.lps !== null) {
-      const pos = positionLogprobs(logSoftmax(logits), token, params.logprobs ?? 0);
-      this.lps.push(pos.logprob);
-      this.tops?.push(pos.top);
-    }
-    const reason = this.seq.finishReason(params);
-    if (reason === 'stop') {
-      // A stop token (EOS or one of stop_token_ids): kept in the ids, its text left out of the output (vLLM).
-      this.finish = 'stop';
-      this.stopReason = this.eos.has(token) ? null : token;
-      return token;
-    }
-    const chunk = this.detokenize(token);
-    // vLLM looks for stop strings only once more than min_tokens tokens exist.
-    if (this.seq.numGenerated > params.min_tokens) this.stops.push(chunk);
-    else this.stops.pushUnchecked(chunk);
-    if (this.stops.stopped) {
-      this.finish = 'stop';
-      this.stopReason = this.stops.stopped.stop;
-    } else if (reason === 'length') {
-      this.finish = 'length';
-    }
-    return token;
-  }
-
-  result(): GenerateResult {
-    // An incomplete UTF-8 character at the very end is dropped, as vLLM's detokenizer never emits one.
-    const text = this.stops.text;
-    const r: GenerateResult = {
-      inputIds: this.req.ids,
-      outputIds: this.out,
-      text: this.req.trim ? pyStrip(text) : text,
-      finishReason: this.finish ?? 'length',
-      stopReason: this.stopReason,
-      seed: this.req.seed!,
-    };
-    if (this.lps !== null) r.tokenLogprobs = this.lps;
-    if (this.tops !== null) r.topLogprobs = this.tops;
-    return r;
-  }
-
-  private detokenize(token: number): string {
-    try {
-      return this.stream.step(token);
-    } catch (e) {
-      // An id the model can produce but the tokenizer lacks (a vocabulary padded for speed) has no text.
-      if (e instanceof TokenizerError) return '';
-      throw e;
-    }
-  }
-}
+const DEFAULT_MAX_NUM_SEQS = 64;
+/** The most samples one request may ask for (`n`). */
+const MAX_N = 128;
 
 function isTokenIds(v: unknown): v is number[] {
   return Array.isArray(v) && v.every((t) => Number.isSafeInteger(t));
@@ -232,9 +153,14 @@ export class LocalEngine implements Engine {
   readonly tokenizer: Tokenizer;
   /** Ids that end generation unless ignore_eos: config.json and generation_config.json eos_token_id, the tokenizer's EOS. */
   readonly eosTokenIds: readonly number[];
-  private readonly padId: number;
+  /** The id fed for padding (config pad_token_id, else the tokenizer's pad, else the first EOS). */
+  readonly padId: number;
+  /** The chat template for `messages` requests (see {@link LocalEngineOptions.chatTemplate}), or null: the tokenizer's. */
+  readonly chatTemplate: string | null;
   private readonly rng: Xoshiro128;
   private readonly batchSize: number;
+  private readonly maxNumSeqs: number;
+  private batcher: ContinuousBatcher | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -245,6 +171,8 @@ export class LocalEngine implements Engine {
     eos: number[];
     seed: number | null;
     batchSize: number;
+    chatTemplate: string | null;
+    maxNumSeqs: number;
   }) {
     this.model = args.model;
     this.tokenizer = args.tokenizer;
@@ -253,6 +181,8 @@ export class LocalEngine implements Engine {
     this.padId = c.padTokenId ?? args.tokenizer.padId ?? args.eos[0] ?? 0;
     this.rng = Xoshiro128.forRequest(args.seed);
     this.batchSize = args.batchSize;
+    this.chatTemplate = args.chatTemplate;
+    this.maxNumSeqs = args.maxNumSeqs;
     this.info = {
       kind: 'local',
       model: args.dir,
@@ -263,6 +193,7 @@ export class LocalEngine implements Engine {
 
   static async load(opts: LocalEngineOptions): Promise<LocalEngine> {
     const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+    const maxNumSeqs = checkBatchSize(opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS, 'maxNumSeqs');
     if (opts.seed !== undefined && opts.seed !== null && !Number.isSafeInteger(opts.seed)) {
       throw new InferError('INFER_BAD_SEED', `the engine seed must be an integer, got ${show(opts.seed)}`);
     }
@@ -293,7 +224,16 @@ export class LocalEngine implements Engine {
         ...(tokenizer.eosId === null ? [] : [tokenizer.eosId]),
       ]),
     ];
-    return new LocalEngine({ dir: opts.model, model, tokenizer, eos, seed: opts.seed ?? null, batchSize });
+    return new LocalEngine({
+      dir: opts.model,
+      model,
+      tokenizer,
+      eos,
+      seed: opts.seed ?? null,
+      batchSize,
+      chatTemplate: opts.chatTemplate ?? null,
+      maxNumSeqs,
+    });
   }
 
   get backend(): string {
@@ -302,43 +242,136 @@ export class LocalEngine implements Engine {
 
   /**
    * Generates for every request. All requests are checked first (nothing runs if one is bad: a
-   * {@link RequestError} names it); requests without a seed get one drawn from the engine's generator, in order.
+   * {@link RequestError} names it); requests without a seed get one drawn from the engine's generator, in order
+   * (one per sample with `n` > 1). Requests run in request order, `batchSize` rows at a time (a request with `n`
+   * samples takes n rows).
    */
   async generate(reqs: GenerateRequest[], opts: GenerateOptions = {}): Promise<GenerateResult[]> {
     return this.exclusive(async () => {
       const batchSize = checkBatchSize(opts.batchSize ?? this.batchSize);
+      const adapter = this.resolveAdapter(opts.adapter);
       const prepared = reqs.map((r, i) => this.prepareGenerate(r, i));
       // Seeds are drawn only once every request is valid, so a rejected call leaves the engine's stream alone.
-      for (const p of prepared) p.seed ??= this.drawSeed();
-      const results: GenerateResult[] = new Array(reqs.length);
-      for (let start = 0; start < prepared.length; start += batchSize) {
-        const rows = prepared
-          .slice(start, start + batchSize)
-          .map((p) => new Row(p, this.eosTokenIds, this.tokenizer));
-        await this.runBatch(rows, (row) => {
-          const result = row.result();
-          results[row.req.index] = result;
-          opts.onResult?.(row.req.index, result);
-        });
-      }
-      return results;
+      const samples = prepared.flatMap((p) => this.seedSamples(p));
+      const choices: GenerateChoice[][] = prepared.map((p) => new Array(p.n));
+      const left = prepared.map((p) => p.n);
+      return this.withAdapter(adapter, async () => {
+        for (let start = 0; start < samples.length; start += batchSize) {
+          const rows = samples
+            .slice(start, start + batchSize)
+            .map((s) => ({ k: s.k, row: new Row(s.req, this.eosTokenIds, this.tokenizer) }));
+          await this.runBatch(rows, ({ k, row }) => {
+            const i = row.req.index;
+            choices[i][k] = row.result();
+            if (--left[i] === 0) opts.onResult?.(i, toResult(prepared[i].ids, choices[i]));
+          });
+        }
+        return prepared.map((p, i) => toResult(p.ids, choices[i]));
+      });
     });
   }
 
-  /** Token log-probabilities of each sequence (text is encoded with BOS), in right-padded batches. */
-  async score(reqs: ScoreRequest[], opts: BatchOptions = {}): Promise<ScoreResult[]> {
+  /**
+   * Continuous batching: queues one request (with all of its `n` samples) into the engine's running batch, which
+   * admits new requests between decode steps and drops finished ones (see {@link ContinuousBatcher}); resolves when
+   * every sample is finished. Concurrent calls share the batch, up to `maxNumSeqs` rows; other engine calls run
+   * between steps. Tokens depend only on the request and its seed, as with {@link generate}. A bad request throws
+   * a {@link RequestError} (index 0) before anything is queued.
+   */
+  async submit(req: GenerateRequest, opts: SubmitOptions = {}): Promise<GenerateResult> {
+    if (this.closed) throw new InferError('ENGINE_CLOSED', 'the engine was closed');
+    const adapter = this.resolveAdapter(opts.adapter);
+    const prepared = this.prepareGenerate(req, 0);
+    const samples = this.seedSamples(prepared);
+    this.batcher ??= new ContinuousBatcher(
+      { model: this.model, padId: this.padId, exclusive: (fn) => this.exclusive(fn) },
+      this.maxNumSeqs,
+    );
+    const batcher = this.batcher;
+    const choices = await Promise.all(
+      samples.map(({ k, req: sample }) => {
+        const onToken = opts.onToken;
+        const row = new Row(
+          sample,
+          this.eosTokenIds,
+          this.tokenizer,
+          onToken ? (event) => onToken(k, event) : undefined,
+        );
+        return batcher.submit(row, adapter, opts.signal);
+      }),
+    );
+    return toResult(prepared.ids, choices);
+  }
+
+  /** Counters of the continuous batch ({@link submit}): steps, tokens, largest batch…; null before the first submit. */
+  get batchStats(): BatcherStats | null {
+    return this.batcher ? { ...this.batcher.stats } : null;
+  }
+
+  /**
+   * The token ids of a conversation: rendered with the chat template (the engine's `chatTemplate`, else the
+   * tokenizer's; `opts.chatTemplate` overrides) and encoded without special tokens unless `addSpecialTokens` — the
+   * template prints them — as vLLM's chat API does. Template errors are `TemplateError`/`TokenizerError`s.
+   */
+  renderChat(
+    messages: ChatMessage[],
+    opts: {
+      addGenerationPrompt?: boolean;
+      addSpecialTokens?: boolean;
+      chatTemplate?: string;
+      vars?: Record<string, unknown>;
+    } = {},
+  ): number[] {
+    const text = this.tokenizer.applyChatTemplate(messages, {
+      addGenerationPrompt: opts.addGenerationPrompt ?? true,
+      chatTemplate: opts.chatTemplate ?? this.chatTemplate ?? undefined,
+      vars: opts.vars,
+    });
+    return this.tokenizer.encode(text, { addSpecialTokens: opts.addSpecialTokens ?? false });
+  }
+
+  /** Requests decoding in the continuous batch ({@link submit}) and waiting to join it. */
+  get load(): { running: number; waiting: number } {
+    return { running: this.batcher?.running ?? 0, waiting: this.batcher?.waitingCount ?? 0 };
+  }
+
+  /** Names of the adapters that requests can select (loaded un-merged). */
+  get adapterNames(): string[] {
+    return this.model.adapterNames;
+  }
+
+  /**
+   * Token log-probabilities of each sequence (text is encoded with BOS), in right-padded batches. With
+   * `topLogprobs` n > 0 also the n most likely tokens at each position (one full forward pass per sequence).
+   */
+  async score(reqs: ScoreRequest[], opts: ScoreOptions = {}): Promise<ScoreResult[]> {
     return this.exclusive(async () => {
       const batchSize = checkBatchSize(opts.batchSize ?? this.batchSize);
+      const top = opts.topLogprobs ?? 0;
+      if (!Number.isSafeInteger(top) || top < 0 || top > this.model.config.vocabSize) {
+        throw new InferError(
+          'INFER_BAD_PARAM',
+          `topLogprobs must be an integer in [0, ${this.model.config.vocabSize}], got ${show(top)}`,
+        );
+      }
+      const adapter = this.resolveAdapter(opts.adapter);
       const seqs = reqs.map((r, i) => this.promptIds(r.text, r.inputIds, i, 'text'));
       seqs.forEach((ids, i) => {
         this.checkLength(ids, i);
       });
-      const scores = await this.scoreSorted(seqs, batchSize, false);
-      return scores.map((s, i) => ({
-        inputIds: seqs[i],
-        tokenLogprobs: s.tokenLogprobs,
-        sumLogprob: s.sumLogprob,
-      }));
+      return this.withAdapter(adapter, async () => {
+        if (top > 0) {
+          const out: ScoreResult[] = [];
+          for (const ids of seqs) out.push(await this.scoreWithTop(ids, top));
+          return out;
+        }
+        const scores = await this.scoreSorted(seqs, batchSize, false);
+        return scores.map((s, i) => ({
+          inputIds: seqs[i],
+          tokenLogprobs: s.tokenLogprobs,
+          sumLogprob: s.sumLogprob,
+        }));
+      });
     });
   }
 
@@ -355,6 +388,7 @@ export class LocalEngine implements Engine {
   ): Promise<LoglikelihoodResult[]> {
     return this.exclusive(async () => {
       const batchSize = checkBatchSize(opts.batchSize ?? this.batchSize);
+      const adapter = this.resolveAdapter(opts.adapter);
       const special = opts.addSpecialTokens ?? true;
       const maxPos = this.model.config.maxPositionEmbeddings;
       const pairs = reqs.map((r, i) => {
@@ -371,10 +405,12 @@ export class LocalEngine implements Engine {
         return { seq: whole.slice(Math.max(0, whole.length - maxPos)), n: continuation.length };
       });
       const todo = pairs.map((p, i) => (p.n > 0 ? i : -1)).filter((i) => i >= 0);
-      const scores = await this.scoreSorted(
-        todo.map((i) => pairs[i].seq),
-        batchSize,
-        true,
+      const scores = await this.withAdapter(adapter, () =>
+        this.scoreSorted(
+          todo.map((i) => pairs[i].seq),
+          batchSize,
+          true,
+        ),
       );
       const out: LoglikelihoodResult[] = pairs.map(() => ({ logprob: 0, isGreedy: true, tokens: 0 }));
       todo.forEach((i, k) => {
@@ -416,14 +452,54 @@ export class LocalEngine implements Engine {
     return this.rng.nextUint32() * 65536 + (this.rng.nextUint32() >>> 16);
   }
 
-  private async runBatch(rows: Row[], finished: (row: Row) => void): Promise<void> {
-    for (const row of rows) if (row.done) finished(row); // max_tokens 0
-    const live = rows.filter((r) => !r.done);
+  /** Samples of a prepared request, each with its seed: `seed + k` where the request has one, else drawn. */
+  private seedSamples(p: PreparedGenerate & { n: number }): { k: number; req: PreparedGenerate }[] {
+    return Array.from({ length: p.n }, (_, k) => ({
+      k,
+      req: { ...p, seed: p.seed === null ? this.drawSeed() : p.seed + k },
+    }));
+  }
+
+  /** The adapter a call asks for, checked: undefined = the active one; a merged adapter's name = the weights. */
+  private resolveAdapter(adapter: string | null | undefined): string | null {
+    if (adapter === undefined) return this.model.activeAdapter;
+    if (adapter !== null && !this.model.adapterNames.includes(adapter)) {
+      if (this.model.mergedAdapters.includes(adapter)) return null;
+      const known = this.model.adapterNames;
+      throw new InferError(
+        'ADAPTER_UNKNOWN',
+        `no adapter '${adapter}' is loaded (${known.length > 0 ? `loaded: ${known.join(', ')}` : 'none is loaded'})`,
+      );
+    }
+    if (adapter === null && this.model.mergedAdapters.length > 0) {
+      throw new InferError(
+        'ADAPTER_UNKNOWN',
+        `the base model is not available: adapter ${this.model.mergedAdapters.join(', ')} was merged into the weights`,
+      );
+    }
+    return adapter;
+  }
+
+  /** Runs fn with `adapter` active (inside exclusive), then restores the previous one. */
+  private async withAdapter<T>(adapter: string | null, fn: () => Promise<T>): Promise<T> {
+    const before = this.model.activeAdapter;
+    if (adapter === before) return fn();
+    this.model.setActiveAdapter(adapter);
+    try {
+      return await fn();
+    } finally {
+      this.model.setActiveAdapter(before);
+    }
+  }
+
+  private async runBatch<T extends { row: Row }>(items: T[], finished: (item: T) => void): Promise<void> {
+    for (const item of items) if (item.row.done) finished(item); // max_tokens 0
+    const live = items.filter((r) => !r.row.done);
     if (live.length === 0) return;
     const V = this.model.config.vocabSize;
-    const maxNew = Math.max(...live.map((r) => r.req.params.max_tokens));
+    const maxNew = Math.max(...live.map((r) => r.row.req.params.max_tokens));
     const state = await this.model.prefill(
-      live.map((r) => r.req.ids),
+      live.map((r) => r.row.req.ids),
       { padId: this.padId, maxNewTokens: maxNew },
     );
     try {
@@ -432,10 +508,10 @@ export class LocalEngine implements Engine {
         const active = new Array<boolean>(live.length).fill(false);
         let running = 0;
         for (let b = 0; b < live.length; b++) {
-          const row = live[b];
+          const { row } = live[b];
           if (row.done) continue;
           next[b] = row.step(state.logits.subarray(b * V, (b + 1) * V));
-          if (row.done) finished(row);
+          if (row.done) finished(live[b]);
           else {
             active[b] = true;
             running++;
@@ -452,9 +528,33 @@ export class LocalEngine implements Engine {
     }
   }
 
-  private prepareGenerate(r: GenerateRequest, i: number): PreparedGenerate {
+  /** log p of each next token and the top n at every position of one sequence (a full forward pass). */
+  private async scoreWithTop(ids: number[], n: number): Promise<ScoreResult> {
+    const V = this.model.config.vocabSize;
+    const logits = await this.model.forward([ids]);
+    const tokenLogprobs: number[] = [];
+    const topLogprobs: TokenLogprob[][] = [];
+    for (let t = 0; t + 1 < ids.length; t++) {
+      const pos = positionLogprobs(logSoftmax(logits.data.subarray(t * V, (t + 1) * V)), ids[t + 1], n);
+      tokenLogprobs.push(pos.logprob);
+      topLogprobs.push(pos.top);
+    }
+    return {
+      inputIds: ids,
+      tokenLogprobs,
+      sumLogprob: tokenLogprobs.reduce((a, b) => a + b, 0),
+      topLogprobs,
+    };
+  }
+
+  private prepareGenerate(r: GenerateRequest, i: number): PreparedGenerate & { n: number } {
     if (typeof r !== 'object' || r === null) throw new RequestError(i, 'INFER_BAD_REQUEST', 'not an object');
-    const ids = this.promptIds(r.prompt, r.inputIds, i, 'prompt');
+    const ids =
+      r.messages !== undefined ? this.chatIds(r, i) : this.promptIds(r.prompt, r.inputIds, i, 'prompt');
+    const n = r.n ?? 1;
+    if (!Number.isSafeInteger(n) || n < 1 || n > MAX_N) {
+      throw new RequestError(i, 'INFER_BAD_PARAM', `n must be an integer in [1, ${MAX_N}], got ${show(r.n)}`);
+    }
     let params: SamplingParams;
     try {
       params = samplingParams((r.params ?? {}) as Record<string, unknown>);
@@ -493,7 +593,38 @@ export class LocalEngine implements Engine {
           `${maxPos - ids.length} or shorten the prompt`,
       );
     }
-    return { index: i, ids, params, seed: params.seed, trim: r.trim ?? true };
+    return { index: i, ids, params, seed: params.seed, trim: r.trim ?? true, n };
+  }
+
+  /** The ids of a chat request: its messages rendered with the chat template and generation prompt. */
+  private chatIds(r: GenerateRequest, i: number): number[] {
+    if (r.prompt !== undefined || r.inputIds !== undefined) {
+      throw new RequestError(i, 'INFER_BAD_REQUEST', 'give exactly one of prompt, inputIds and messages');
+    }
+    const messages = r.messages as unknown;
+    if (
+      !Array.isArray(messages) ||
+      messages.length === 0 ||
+      !messages.every(
+        (m) =>
+          typeof m === 'object' && m !== null && typeof m.role === 'string' && typeof m.content === 'string',
+      )
+    ) {
+      throw new RequestError(
+        i,
+        'INFER_BAD_REQUEST',
+        'messages must be a non-empty list of { role, content } with string role and content',
+      );
+    }
+    let ids: number[];
+    try {
+      ids = this.renderChat(messages as ChatMessage[]);
+    } catch (e) {
+      const err = e as InferError;
+      throw new RequestError(i, err.code ?? 'TEMPLATE_RENDER', err.message, { cause: e });
+    }
+    if (ids.length === 0) throw new RequestError(i, 'EMPTY_PROMPT', 'the rendered conversation is empty');
+    return ids;
   }
 
   /** The token ids of a request given as text (encoded with special tokens) or as ids; exactly one of them. */
@@ -627,9 +758,15 @@ export class LocalEngine implements Engine {
   }
 }
 
-function checkBatchSize(n: unknown): number {
+function toResult(inputIds: number[], choices: GenerateChoice[]): GenerateResult {
+  const result: GenerateResult = { inputIds, ...choices[0] };
+  if (choices.length > 1) result.choices = choices;
+  return result;
+}
+
+function checkBatchSize(n: unknown, name = 'batchSize'): number {
   if (!Number.isSafeInteger(n) || (n as number) < 1) {
-    throw new InferError('INFER_BAD_PARAM', `batchSize must be a positive integer, got ${show(n)}`);
+    throw new InferError('INFER_BAD_PARAM', `${name} must be a positive integer, got ${show(n)}`);
   }
   return n as number;
 }

@@ -2,8 +2,11 @@ import { InferError } from './errors.js';
 
 /** One token with its log-probability. */
 export interface TokenLogprob {
+  /** The token id; -1 where a remote server gives only its text. */
   token: number;
   logprob: number;
+  /** The token's text, where a remote engine gives it. */
+  text?: string;
 }
 
 /** What vLLM returns per position: the chosen token's log-probability and rank, and the top `n` tokens. */

@@ -11,3 +11,4 @@ export * from './progress.js';
 export * from './safetensors.js';
 export * from './template.js';
 export * from './tokenizer.js';
+export * from './llama/train.js';

@@ -9,7 +9,14 @@ export {
   wasmBinaryDir,
   wasmThreadCount,
 } from './backend.js';
-export { HostKVCache, type KVCache, KVCacheBase, TensorKVCache } from './cache.js';
+export {
+  type CacheRows,
+  combineCaches,
+  HostKVCache,
+  type KVCache,
+  KVCacheBase,
+  TensorKVCache,
+} from './cache.js';
 export {
   type AttentionImpl,
   argmax,

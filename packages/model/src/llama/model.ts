@@ -10,7 +10,7 @@ import type { LlamaConfig } from '../config.js';
 import { PolyglotError } from '../errors.js';
 import { type AttentionShape, hostAttention, hostData, MASKED, tensorAttention } from './attention.js';
 import { type BackendName, initBackend, switchBackendSync } from './backend.js';
-import { HostKVCache, type KVCache, TensorKVCache } from './cache.js';
+import { combineCaches, HostKVCache, type KVCache, TensorKVCache } from './cache.js';
 import { RopeTable } from './rope.js';
 import {
   type AdapterInput,
@@ -195,6 +195,55 @@ export class DecodeState {
     }
     this.steps++;
     return this.logits;
+  }
+
+  /**
+   * Continuous batching: a new state holding the listed rows of each part (default: all of them), in order — e.g.
+   * the unfinished rows of a running batch followed by newly prefilled prompts. Every row keeps its KV cache,
+   * position and last logits (see `combineCaches`: caches are aligned at their last slot, leading slots no kept row
+   * uses are dropped), so decoding continues exactly as it would have in the row's own batch. The parts must come
+   * from the same model and adapter and are disposed (their caches were copied).
+   */
+  static combine(parts: readonly { state: DecodeState; rows?: readonly number[] }[]): DecodeState {
+    if (parts.length === 0) throw inputError('EMPTY_BATCH', 'DecodeState.combine got no states');
+    const { model, lora } = parts[0].state;
+    const picked = parts.map(({ state, rows }) => {
+      if (state.cache.isDisposed)
+        throw inputError('STATE_DISPOSED', 'DecodeState.combine got a disposed state');
+      if (state.busy)
+        throw inputError('STATE_BUSY', 'DecodeState.combine got a state in the middle of a step');
+      if (state.model !== model)
+        throw inputError('BATCH_MISMATCH', 'DecodeState.combine got states of different models');
+      if (state.lora !== lora) {
+        throw inputError(
+          'ADAPTER_MISMATCH',
+          'DecodeState.combine got states decoding with different adapters',
+        );
+      }
+      const list = rows ?? Array.from({ length: state.batch }, (_, b) => b);
+      for (const r of list) {
+        if (!Number.isInteger(r) || r < 0 || r >= state.batch) {
+          throw inputError(
+            'BATCH_MISMATCH',
+            `DecodeState.combine: row ${r} is outside a batch of ${state.batch}`,
+          );
+        }
+      }
+      return { state, rows: list };
+    });
+    const total = picked.reduce((n, p) => n + p.rows.length, 0);
+    if (total === 0) throw inputError('EMPTY_BATCH', 'DecodeState.combine: no rows to keep');
+    const cache = combineCaches(picked.map(({ state, rows }) => ({ cache: state.cache, rows })));
+    const V = model.config.vocabSize;
+    const logits = new Float32Array(total * V);
+    let b = 0;
+    for (const { state, rows } of picked) {
+      for (const r of rows) logits.set(state.logits.subarray(r * V, (r + 1) * V), V * b++);
+    }
+    const combined = new DecodeState(model, cache, lora, logits);
+    combined.steps = Math.max(...picked.map((p) => p.state.steps));
+    for (const state of new Set(picked.map((p) => p.state))) state.dispose();
+    return combined;
   }
 
   /** Frees the KV cache. */

@@ -14,8 +14,8 @@
  *   (meant for hyper-threaded browsers), so that import is answered with twice the requested count;
  * - once XNNPACK's pool is up, every worker is `unref()`ed and its `ref()` made a no-op, so the pool threads are
  *   daemons: the event loop alone decides when the process ends, and Node terminates the workers at exit (no
- *   explicit shutdown needed, nothing to forget); the spare preloaded workers (Emscripten preloads 8) are
- *   terminated to save their memory;
+ *   explicit shutdown needed, nothing to forget); of the 8 workers Emscripten creates, those the pool does not
+ *   need are terminated before they load the module, to save their memory;
  * - the module's `HEAP*` views are re-created on access when the shared memory has grown, so a growth made on any
  *   thread is seen by the JavaScript side.
  *
@@ -125,25 +125,32 @@ async function start(
   const failed = new Promise<never>((_, reject) => {
     fail = reject;
   });
+  // Emscripten uses this object as the module: its PThread pool exists before the wasm is instantiated.
+  const config: Record<string, unknown> & { PThread?: ThreadedModule['PThread'] } = {};
   const mod = await Promise.race([
-    factory({
-      mainScriptUrlOrBlob: factoryJs,
-      locateFile: (p: string, prefix: string) =>
-        p.endsWith('.worker.js') ? worker : p.endsWith('.wasm') ? wasmFile : prefix + p,
-      instantiateWasm: (
-        info: { env: Record<string, unknown> },
-        receive: (instance: unknown, module: unknown) => void,
-      ) => {
-        // The backend sizes its pool as min(requested, logical cores / 2).
-        info.env.emscripten_num_logical_cores = () => 2 * threads;
-        WA.instantiate(bytes, info).then(
-          (r) => receive(r.instance, r.module),
-          (e) => fail(e),
-        );
-        return {};
-      },
-      onAbort: (what: unknown) => fail(new Error(`wasm module aborted: ${String(what)}`)),
-    }),
+    factory(
+      Object.assign(config, {
+        mainScriptUrlOrBlob: factoryJs,
+        locateFile: (p: string, prefix: string) =>
+          p.endsWith('.worker.js') ? worker : p.endsWith('.wasm') ? wasmFile : prefix + p,
+        instantiateWasm: (
+          info: { env: Record<string, unknown> },
+          receive: (instance: unknown, module: unknown) => void,
+        ) => {
+          // The backend sizes its pool as min(requested, logical cores / 2).
+          info.env.emscripten_num_logical_cores = () => 2 * threads;
+          // Emscripten made 8 workers; only threads - 1 are needed: the others go before they load the module.
+          const pool = config.PThread;
+          if (pool) for (const w of pool.unusedWorkers.splice(threads - 1)) void w.terminate();
+          WA.instantiate(bytes, info).then(
+            (r) => receive(r.instance, r.module),
+            (e) => fail(e),
+          );
+          return {};
+        },
+        onAbort: (what: unknown) => fail(new Error(`wasm module aborted: ${String(what)}`)),
+      }),
+    ),
     failed,
   ]);
 

@@ -1,0 +1,905 @@
+/**
+ * LoRA training of the Llama decoder on TensorFlow.js: the forward pass of transformers' LlamaForCausalLM with
+ * PEFT LoRA layers (`y = x W + scale · (dropout(x) A^T) B^T` on any subset of the q/k/v/o/gate/up/down
+ * projections), the causal-LM loss (the sum of token cross-entropies, log-softmax in float32 with the row maximum
+ * subtracted), and a hand-written backward pass that returns the gradients of the LoRA factors only. The base
+ * weights and the embeddings are frozen: no gradient is ever formed for them, and the embedding lookup is outside
+ * the differentiated computation.
+ *
+ * Why by hand rather than `tf.grads`: the wasm backend multiplies matrices fast only when neither operand is
+ * transposed and there is no batch dimension (XNNPACK's fully-connected path); autodiff's matmul gradients use
+ * transposed operands and batched attention products, which run a naive loop there. Here every product is arranged
+ * for the fast path: the base weights are also kept transposed (`[out, in]`, wasm only) for the input gradients,
+ * small activations are transposed explicitly, and attention runs per (row, key/value head) as 2-D products.
+ *
+ * Attention: grouped-query, causal, within a segment (`segments` gives each token its example: packed rows never
+ * attend across examples, padding (segment 0) is never attended to); position ids restart at each segment.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Checkpoint } from '../checkpoint.js';
+import type { LlamaConfig } from '../config.js';
+import { PolyglotError } from '../errors.js';
+import { MASKED } from './attention.js';
+import { type BackendName, initBackend, switchBackendSync } from './backend.js';
+import { RopeTable } from './rope.js';
+import {
+  checkConfig,
+  checkWeights,
+  disposeWeights,
+  loadModelWeights,
+  PROJECTIONS,
+  type Projection,
+  projectionWeightName,
+  type WeightSource,
+} from './weights.js';
+
+type T2 = tf.Tensor2D;
+type T3 = tf.Tensor3D;
+
+/** Label value that is not trained on (transformers' ignore_index). */
+export const IGNORE_INDEX = -100;
+
+/** One LoRA layer to train: the module (PEFT name without `base_model.model.`), its rank and scale. */
+export interface LoraTarget {
+  /** e.g. `model.layers.0.self_attn.q_proj` */
+  module: string;
+  r: number;
+  /** alpha / r (alpha / sqrt(r) with rsLoRA). */
+  scale: number;
+}
+
+/** A target as the trainer resolved it. */
+export interface LoraTargetInfo extends LoraTarget {
+  layer: number;
+  projection: Projection;
+  inDim: number;
+  outDim: number;
+}
+
+/** LoRA factors in PEFT's layouts: `a` = lora_A.weight `[r, in]`, `b` = lora_B.weight `[out, r]`, row-major. */
+export interface LoraFactors {
+  a: Float32Array;
+  b: Float32Array;
+}
+
+/**
+ * One batch, row-major `[batch, length]`. As in transformers, position t is trained to predict `labels[t + 1]`
+ * (the shift happens here); labels equal to {@link IGNORE_INDEX} are not trained on.
+ */
+export interface TrainBatch {
+  batch: number;
+  length: number;
+  inputIds: ArrayLike<number>;
+  labels: ArrayLike<number>;
+  /**
+   * The example each token belongs to: 0 = padding (never attended to), k ≥ 1 = the k-th example of its row.
+   * Attention is causal within a segment; position ids restart at 0 in each. Default: every token is segment 1.
+   */
+  segments?: ArrayLike<number>;
+}
+
+export interface LossAndGradsOptions {
+  /**
+   * Where to add the gradients of `gradScale × (sum of the token losses)` (one entry per target, in the order of
+   * {@link LlamaLoraTrainer.targets}, PEFT layouts). Absent: loss only (no backward pass, no saved activations).
+   */
+  grads?: LoraFactors[];
+  /** Factor on the loss sum for the gradients (1 / tokens of the whole accumulated batch); default 1. */
+  gradScale?: number;
+  /** LoRA dropout probability (PEFT's nn.Dropout before lora_A); default 0 (exact, no masks drawn). */
+  dropout?: number;
+  /** Seed of the dropout masks (a counter-based generator: the same seed gives the same masks). */
+  dropoutSeed?: number;
+  /** Adds the milliseconds spent in the forward and backward passes. */
+  timings?: { forwardMs: number; backwardMs: number };
+}
+
+export interface LossResult {
+  /** Sum of the cross-entropies of the trained positions (float64 sum of float32 terms). */
+  lossSum: number;
+  /** Trained positions (shifted labels that are not ignored). */
+  tokens: number;
+}
+
+export interface LoraTrainerLoadOptions {
+  /** Backend to start (default: keep the active one, or `auto`). */
+  backend?: BackendName;
+  /** wasm only: XNNPACK threads when the backend starts here. */
+  wasmThreads?: number;
+  /** The LoRA layers to train. */
+  targets: LoraTarget[];
+}
+
+interface LinearW {
+  /** [in, out] */
+  w: T2;
+  /** [out, in], kept on wasm only (elsewhere the products take the transposed flag). */
+  wt: T2 | null;
+  bias: tf.Tensor1D | null;
+}
+
+interface LayerW {
+  inputNorm: tf.Tensor1D;
+  postNorm: tf.Tensor1D;
+  proj: Record<Projection, LinearW>;
+}
+
+/** A target's factors on the backend, in the layouts the products need. */
+interface LoraDev {
+  /** A^T [in, r] */
+  at: T2;
+  /** A [r, in] */
+  a: T2;
+  /** scale · B^T [r, out] */
+  bs: T2;
+  /** scale · B [out, r] */
+  bsT: T2;
+}
+
+interface LinSaved {
+  /** The (dropped-out) input of lora_A and its output, for the factor gradients. */
+  xd: T2;
+  u: T2;
+  /** Dropout mask scaled by 1 / (1 − p); null without dropout. */
+  mask: T2 | null;
+}
+
+interface LayerSaved {
+  h: T2;
+  r1: T2;
+  lin: Partial<Record<Projection, LinSaved>>;
+  qh: T3;
+  kh: T3;
+  vh: T3;
+  probs: T3;
+  h1: T2;
+  r2: T2;
+  gate: T2;
+  up: T2;
+  sig: T2;
+}
+
+function trainError(code: string, message: string): PolyglotError {
+  return new PolyglotError(code, message);
+}
+
+const PROJ_MODULE =
+  /^(?:base_model\.model\.)?model\.layers\.(\d+)\.(?:self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$/;
+
+/** splitmix32-style hash of a few integers into a 32-bit seed. */
+function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+/** A dropout mask of n values: 0 with probability p, else 1 / (1 − p); mulberry32 from `seed`. */
+function dropoutMask(n: number, p: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  const keep = 1 / (1 - p);
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out[i] = u < p ? 0 : keep;
+  }
+  return out;
+}
+
+/**
+ * The Llama decoder with trainable LoRA layers. Load once; set the factors with {@link setLora} (after every
+ * optimizer step); {@link lossAndGrads} runs a batch forward (and backward when asked).
+ */
+export class LlamaLoraTrainer {
+  readonly config: LlamaConfig;
+  readonly backend: string;
+  readonly targets: readonly LoraTargetInfo[];
+  private readonly embed: T2;
+  private readonly lmHead: LinearW;
+  private readonly finalNorm: tf.Tensor1D;
+  private readonly layers: LayerW[];
+  private readonly rope: RopeTable;
+  /** Per layer and projection: the index of its target, if trained. */
+  private readonly targetIndex: Map<string, number>;
+  private lora: (LoraDev | null)[];
+  private disposed = false;
+
+  private constructor(args: {
+    config: LlamaConfig;
+    backend: string;
+    targets: LoraTargetInfo[];
+    embed: T2;
+    lmHead: LinearW;
+    finalNorm: tf.Tensor1D;
+    layers: LayerW[];
+  }) {
+    this.config = args.config;
+    this.backend = args.backend;
+    this.targets = args.targets;
+    this.embed = args.embed;
+    this.lmHead = args.lmHead;
+    this.finalNorm = args.finalNorm;
+    this.layers = args.layers;
+    this.rope = new RopeTable({
+      dim: args.config.headDim,
+      theta: args.config.ropeTheta,
+      scaling: args.config.ropeScaling,
+    });
+    this.targetIndex = new Map(args.targets.map((t, i) => [`${t.layer}.${t.projection}`, i]));
+    this.lora = args.targets.map(() => null);
+  }
+
+  /**
+   * Loads the frozen base model (a checkpoint directory, an open {@link Checkpoint} or any {@link WeightSource})
+   * and checks the targets against it: each must be a q/k/v/o/gate/up/down projection of an existing layer.
+   */
+  static async load(
+    source: string | Checkpoint | WeightSource,
+    opts: LoraTrainerLoadOptions,
+  ): Promise<LlamaLoraTrainer> {
+    const backendOpts = { wasmThreads: opts.wasmThreads };
+    const backend =
+      opts.backend !== undefined
+        ? await initBackend(opts.backend, backendOpts)
+        : (tf.getBackend() ?? (await initBackend('auto', backendOpts)));
+    const owned = typeof source === 'string' ? await Checkpoint.open(source) : null;
+    const src: WeightSource = owned ?? (source as WeightSource);
+    try {
+      const config = src.config;
+      const where = src.dir ?? 'the model';
+      checkConfig(config, where);
+      const expected = checkWeights(src);
+      if (opts.targets.length === 0) throw trainError('LORA_NO_TARGETS', 'no LoRA layers to train');
+      const seen = new Set<string>();
+      const targets = opts.targets.map((t): LoraTargetInfo => {
+        const m = PROJ_MODULE.exec(t.module);
+        if (!m) {
+          throw trainError(
+            'LORA_UNKNOWN_MODULE',
+            `LoRA target "${t.module}" is not a projection the trainer supports ` +
+              `(model.layers.N.self_attn.{q,k,v,o}_proj or model.layers.N.mlp.{gate,up,down}_proj)`,
+          );
+        }
+        const layer = Number(m[1]);
+        const projection = m[2] as Projection;
+        const shape = expected.get(`${projectionWeightName(layer, projection)}.weight`);
+        if (!shape) {
+          throw trainError(
+            'ADAPTER_MODEL_MISMATCH',
+            `LoRA target ${t.module} does not exist in ${where} (${config.numHiddenLayers} layers): ` +
+              'the adapter was made for a different model',
+          );
+        }
+        const key = `${layer}.${projection}`;
+        if (seen.has(key)) throw trainError('LORA_DUPLICATE_TARGET', `LoRA target ${t.module} given twice`);
+        seen.add(key);
+        if (!(Number.isSafeInteger(t.r) && t.r > 0) || !Number.isFinite(t.scale)) {
+          throw trainError(
+            'LORA_BAD_TARGET',
+            `LoRA target ${t.module}: r must be a positive integer and scale finite (r ${t.r}, scale ${t.scale})`,
+          );
+        }
+        return {
+          module: `model.layers.${layer}.${projection === 'gate_proj' || projection === 'up_proj' || projection === 'down_proj' ? 'mlp' : 'self_attn'}.${projection}`,
+          r: t.r,
+          scale: t.scale,
+          layer,
+          projection,
+          inDim: shape[1],
+          outDim: shape[0],
+        };
+      });
+      const weights = await loadModelWeights(src, expected, [], backend);
+      switchBackendSync(backend);
+      const wasm = backend === 'wasm';
+      const created: tf.Tensor[] = [];
+      const keep = <T extends tf.Tensor>(t: T): T => {
+        created.push(t);
+        return tf.keep(t);
+      };
+      try {
+        const transposed = (w: T2): T2 | null => (wasm ? keep(tf.tidy(() => tf.transpose(w))) : null);
+        const layers = weights.layers.map((lw): LayerW => {
+          const H = config.hiddenSize;
+          const qDim = config.numAttentionHeads * config.headDim;
+          const kvDim = config.numKeyValueHeads * config.headDim;
+          // q/k/v come fused; training keeps them apart (each may carry its own LoRA and dropout mask).
+          const split = (lin: { w: T2; bias: tf.Tensor1D | null }, sizes: number[]): LinearW[] => {
+            let off = 0;
+            return sizes.map((n) => {
+              const w = keep(tf.slice(lin.w, [0, off], [H, n]));
+              const bias = lin.bias ? keep(tf.slice(lin.bias, [off], [n])) : null;
+              off += n;
+              return { w, wt: transposed(w), bias };
+            });
+          };
+          const [q, k, v] = split(lw.qkv, [qDim, kvDim, kvDim]);
+          lw.qkv.w.dispose();
+          lw.qkv.bias?.dispose();
+          const own = (lin: { w: T2; bias: tf.Tensor1D | null }): LinearW => {
+            created.push(lin.w);
+            if (lin.bias) created.push(lin.bias);
+            return { w: lin.w, wt: transposed(lin.w), bias: lin.bias };
+          };
+          created.push(lw.inputNorm, lw.postNorm);
+          return {
+            inputNorm: lw.inputNorm,
+            postNorm: lw.postNorm,
+            proj: {
+              q_proj: q,
+              k_proj: k,
+              v_proj: v,
+              o_proj: own(lw.o),
+              gate_proj: own(lw.gate),
+              up_proj: own(lw.up),
+              down_proj: own(lw.down),
+            },
+          };
+        });
+        created.push(weights.embed, weights.lmHead, weights.finalNorm);
+        return new LlamaLoraTrainer({
+          config,
+          backend,
+          targets,
+          embed: weights.embed,
+          lmHead: { w: weights.lmHead, wt: transposed(weights.lmHead), bias: null },
+          finalNorm: weights.finalNorm,
+          layers,
+        });
+      } catch (e) {
+        for (const t of created) t.dispose();
+        disposeWeights(weights);
+        throw e;
+      }
+    } finally {
+      await owned?.close();
+    }
+  }
+
+  /** Uploads the current LoRA factors (PEFT layouts, one per target in order); call after every update. */
+  setLora(factors: readonly LoraFactors[]): void {
+    this.activate();
+    if (factors.length !== this.targets.length) {
+      throw trainError(
+        'LORA_SHAPE',
+        `setLora got ${factors.length} factor pairs for ${this.targets.length} targets`,
+      );
+    }
+    const next = this.targets.map((t, i): LoraDev => {
+      const f = factors[i];
+      if (f.a.length !== t.r * t.inDim || f.b.length !== t.outDim * t.r) {
+        throw trainError(
+          'LORA_SHAPE',
+          `LoRA factors of ${t.module}: lora_A needs ${t.r}×${t.inDim} and lora_B ${t.outDim}×${t.r} values, ` +
+            `got ${f.a.length} and ${f.b.length}`,
+        );
+      }
+      const bs = new Float32Array(t.r * t.outDim);
+      const bsT = new Float32Array(t.outDim * t.r);
+      for (let o = 0; o < t.outDim; o++) {
+        for (let k = 0; k < t.r; k++) {
+          const v = Math.fround(f.b[o * t.r + k] * t.scale);
+          bs[k * t.outDim + o] = v;
+          bsT[o * t.r + k] = v;
+        }
+      }
+      const a = tf.tensor2d(f.a, [t.r, t.inDim]);
+      return {
+        a,
+        at: tf.tidy(() => tf.transpose(a)),
+        bs: tf.tensor2d(bs, [t.r, t.outDim]),
+        bsT: tf.tensor2d(bsT, [t.outDim, t.r]),
+      };
+    });
+    this.disposeLora();
+    this.lora = next;
+  }
+
+  /**
+   * The summed cross-entropy of a batch's trained positions and, with `opts.grads`, the gradients of
+   * `gradScale × lossSum` added into `opts.grads`.
+   */
+  async lossAndGrads(batch: TrainBatch, opts: LossAndGradsOptions = {}): Promise<LossResult> {
+    this.activate();
+    if (this.lora.some((l) => l === null)) throw trainError('LORA_NOT_SET', 'call setLora before training');
+    const c = this.config;
+    const { batch: B, length: T } = batch;
+    const N = B * T;
+    if (!(Number.isSafeInteger(B) && B > 0 && Number.isSafeInteger(T) && T > 0)) {
+      throw trainError('BAD_SHAPE', `batch ${B} × length ${T} must be positive integers`);
+    }
+    if (batch.inputIds.length !== N || batch.labels.length !== N || (batch.segments?.length ?? N) !== N) {
+      throw trainError('BAD_SHAPE', `inputIds, labels and segments must hold batch × length = ${N} values`);
+    }
+    if (T > c.maxPositionEmbeddings) {
+      throw trainError(
+        'PROMPT_TOO_LONG',
+        `rows of ${T} tokens exceed the model's max_position_embeddings (${c.maxPositionEmbeddings})`,
+      );
+    }
+    const grads = opts.grads;
+    if (grads && grads.length !== this.targets.length) {
+      throw trainError('LORA_SHAPE', `grads has ${grads.length} entries for ${this.targets.length} targets`);
+    }
+    const dropout = opts.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1))
+      throw trainError('BAD_ARGUMENT', `dropout must be in [0, 1), got ${dropout}`);
+    const gradScale = opts.gradScale ?? 1;
+    const timings = opts.timings;
+
+    // Host-side inputs: ids, positions, the additive mask [B, 1, T, T], the trained rows and their targets.
+    const ids = new Int32Array(N);
+    const seg = new Int32Array(N);
+    const positions = new Int32Array(N);
+    for (let i = 0; i < N; i++) {
+      const id = batch.inputIds[i];
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+        throw trainError(
+          'TOKEN_OUT_OF_RANGE',
+          `token id ${id} at row ${Math.floor(i / T)}, position ${i % T} is outside the vocabulary [0, ${c.vocabSize})`,
+        );
+      }
+      ids[i] = id;
+      seg[i] = batch.segments ? batch.segments[i] : 1;
+    }
+    for (let b = 0; b < B; b++) {
+      let p = 0;
+      for (let t = 0; t < T; t++) {
+        const i = b * T + t;
+        if (t > 0 && seg[i] !== seg[i - 1]) p = 0;
+        positions[i] = seg[i] === 0 ? t : p;
+        p++;
+      }
+    }
+    const mask = new Float32Array(B * T * T).fill(MASKED);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < T; i++) {
+        const si = seg[b * T + i];
+        if (si === 0) continue;
+        const o = (b * T + i) * T;
+        for (let j = i; j >= 0 && seg[b * T + j] === si; j--) mask[o + j] = 0;
+      }
+    }
+    const rows: number[] = [];
+    const targets: number[] = [];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t + 1 < T; t++) {
+        const label = batch.labels[b * T + t + 1];
+        if (label === IGNORE_INDEX) continue;
+        if (!Number.isInteger(label) || label < 0 || label >= c.vocabSize) {
+          throw trainError(
+            'TOKEN_OUT_OF_RANGE',
+            `label ${label} at row ${b}, position ${t + 1} is outside the vocabulary [0, ${c.vocabSize}) and not ${IGNORE_INDEX}`,
+          );
+        }
+        rows.push(b * T + t);
+        targets.push(label);
+      }
+    }
+    if (rows.length === 0) return { lossSum: 0, tokens: 0 };
+    this.rope.ensure(T + 1);
+    const full = this.rope.fullRows(positions);
+
+    const t0 = performance.now();
+    const consts: tf.Tensor[] = [];
+    const saved: LayerSaved[] = [];
+    let hL: T2 | null = null;
+    let hf: T2 | null = null;
+    let rF: T2 | null = null;
+    const dropSeed = opts.dropoutSeed ?? 0;
+    try {
+      const d = c.headDim;
+      const cos = tf.tensor3d(full.cos, [N, 1, d]);
+      const sin = tf.tensor3d(full.sin, [N, 1, d]);
+      const addMask = tf.tensor4d(mask, [B, 1, T, T]);
+      consts.push(cos, sin, addMask);
+      const env: Env = { B, T, cos, sin, addMask, dropout, dropSeed, keep: grads !== undefined };
+
+      let h: T2 = tf.tidy(() => tf.gather(this.embed, tf.tensor1d(ids, 'int32')));
+      for (let l = 0; l < c.numHiddenLayers; l++) {
+        const prev = h;
+        const out = this.layerForward(l, prev, env);
+        h = out.h;
+        if (out.saved) saved.push(out.saved);
+        else prev.dispose();
+      }
+      hL = h;
+      const nf = tf.tidy(() => this.rmsNorm(hL!, this.finalNorm));
+      hf = nf.y;
+      rF = nf.r;
+
+      // LM head and loss over the trained rows, in chunks (the logits of all rows at once can be large).
+      const V = c.vocabSize;
+      const chunk = Math.max(1, Math.floor((1 << 22) / V));
+      let lossSum = 0;
+      const dRows: T2[] = [];
+      let tb = 0;
+      for (let s = 0; s < rows.length; s += chunk) {
+        const rowIdx = rows.slice(s, s + chunk);
+        const tgt = targets.slice(s, s + chunk);
+        const C = rowIdx.length;
+        const { e, z, sum } = tf.tidy(() => {
+          const x = tf.gather(hf!, tf.tensor1d(rowIdx, 'int32'));
+          const logits = tf.matMul(x, this.lmHead.w);
+          const zz = tf.sub(logits, tf.max(logits, 1, true));
+          const ee = tf.exp(zz);
+          return { e: ee, z: zz, sum: tf.sum(ee, 1) };
+        });
+        const picked = tf.tidy(() =>
+          tf.gather(
+            tf.reshape(z, [-1]),
+            tf.tensor1d(
+              tgt.map((t, r) => r * V + t),
+              'int32',
+            ),
+          ),
+        );
+        z.dispose();
+        const sums = sum.dataSync();
+        const zt = picked.dataSync();
+        picked.dispose();
+        for (let r = 0; r < C; r++) lossSum += Math.log(sums[r]) - zt[r];
+        if (grads) {
+          const tg = performance.now();
+          dRows.push(
+            tf.tidy(() => {
+              const p = tf.div(e, tf.reshape(sum, [C, 1]));
+              // One-hot rows by scatter (the wasm backend's OneHot kernel returns zeros for float32).
+              const onehot = tf.scatterND(
+                tf.tensor2d(
+                  tgt.map((t, r) => [r, t]),
+                  [C, 2],
+                  'int32',
+                ),
+                tf.ones([C], 'float32'),
+                [C, V],
+              );
+              const g = tf.mul(tf.sub(p, onehot), gradScale) as T2;
+              return this.linearInputGrad(g, this.lmHead);
+            }),
+          );
+          tb += performance.now() - tg;
+        }
+        e.dispose();
+        sum.dispose();
+      }
+      if (timings) timings.forwardMs += performance.now() - t0 - tb;
+      if (!grads) return { lossSum, tokens: rows.length };
+
+      // Backward: LM head rows → final norm → layers in reverse order.
+      const tbw = performance.now();
+      let dh: T2 = tf.tidy(() => {
+        const dRowsAll = dRows.length === 1 ? dRows[0] : tf.concat(dRows, 0);
+        const dhf = tf.scatterND(
+          tf.tensor2d(
+            rows.map((r) => [r]),
+            [rows.length, 1],
+            'int32',
+          ),
+          dRowsAll,
+          [N, c.hiddenSize],
+        ) as T2;
+        return this.rmsNormGrad(dhf, hL!, rF!, this.finalNorm);
+      });
+      for (const t of dRows) t.dispose();
+      dRows.length = 0;
+      for (let l = c.numHiddenLayers - 1; l >= 0; l--) {
+        const s = saved[l];
+        const prev = dh;
+        dh = this.layerBackward(l, prev, s, env, grads, l > 0);
+        prev.dispose();
+        disposeSaved(s);
+        saved[l] = undefined as unknown as LayerSaved;
+      }
+      dh.dispose();
+      if (timings) timings.backwardMs += performance.now() - tbw + tb;
+      return { lossSum, tokens: rows.length };
+    } finally {
+      for (const t of consts) t.dispose();
+      for (const s of saved) if (s) disposeSaved(s);
+      hL?.dispose();
+      hf?.dispose();
+      rF?.dispose();
+    }
+  }
+
+  /** Frees the weights and factors on the backend. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.disposeLora();
+    this.embed.dispose();
+    this.finalNorm.dispose();
+    for (const lin of [this.lmHead, ...this.layers.flatMap((l) => Object.values(l.proj))]) {
+      lin.w.dispose();
+      lin.wt?.dispose();
+      lin.bias?.dispose();
+    }
+    for (const l of this.layers) {
+      l.inputNorm.dispose();
+      l.postNorm.dispose();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  private activate(): void {
+    if (this.disposed) throw trainError('MODEL_DISPOSED', 'the trainer was disposed');
+    switchBackendSync(this.backend);
+  }
+
+  private disposeLora(): void {
+    for (const l of this.lora) {
+      if (!l) continue;
+      l.a.dispose();
+      l.at.dispose();
+      l.bs.dispose();
+      l.bsT.dispose();
+    }
+    this.lora = this.targets.map(() => null);
+  }
+
+  private get wasm(): boolean {
+    return this.backend === 'wasm';
+  }
+
+  /** a·b with optional transposes; on wasm the transposes are explicit copies (its fast GEMM takes none). */
+  private mm(a: T2, b: T2, ta = false, tb = false): T2 {
+    if (!this.wasm) return tf.matMul(a, b, ta, tb);
+    return tf.matMul(ta ? tf.transpose(a) : a, tb ? tf.transpose(b) : b);
+  }
+
+  /** Batched a·b; on wasm one 2-D product per batch entry (its fast GEMM takes no batch dimension). */
+  private bmm(a: T3, b: T3, ta = false, tb = false): T3 {
+    if (!this.wasm) return tf.matMul(a, b, ta, tb);
+    const A = ta ? tf.transpose(a, [0, 2, 1]) : a;
+    const Bt = tb ? tf.transpose(b, [0, 2, 1]) : b;
+    const [n, m, k] = A.shape;
+    const cols = Bt.shape[2];
+    // tf.unstack is slow on wasm (its Unpack kernel); slices are plain copies.
+    const outs: T2[] = [];
+    for (let i = 0; i < n; i++) {
+      const ai = tf.reshape(tf.slice(A, [i, 0, 0], [1, m, k]), [m, k]) as T2;
+      const bi = tf.reshape(tf.slice(Bt, [i, 0, 0], [1, k, cols]), [k, cols]) as T2;
+      outs.push(tf.matMul(ai, bi));
+    }
+    return tf.stack(outs) as T3;
+  }
+
+  /** transformers' LlamaRMSNorm; also returns rsqrt(mean(x²) + eps) `[N, 1]` for the backward pass. */
+  private rmsNorm(x: T2, weight: tf.Tensor1D): { y: T2; r: T2 } {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.config.rmsNormEps)) as T2;
+    return { y: tf.mul(tf.mul(x, r), weight), r };
+  }
+
+  /** dL/dx of y = x·r·w given dL/dy: r·g − x·r³·mean(g·x), g = dy·w. */
+  private rmsNormGrad(dy: T2, x: T2, r: T2, weight: tf.Tensor1D): T2 {
+    const g = tf.mul(dy, weight);
+    const dot = tf.mean(tf.mul(g, x), -1, true);
+    return tf.sub(tf.mul(g, r), tf.mul(x, tf.mul(tf.mul(tf.mul(r, r), r), dot)));
+  }
+
+  /** x·cos + rotate_half(x)·sin over [N, heads, d]. */
+  private ropeApply(x: T3, cos: T3, sin: T3): T3 {
+    return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+  }
+
+  /** The transpose of ropeApply: dy·cos − rotate_half(dy·sin). */
+  private ropeGrad(dy: T3, cos: T3, sin: T3): T3 {
+    return tf.sub(tf.mul(dy, cos), rotateHalf(tf.mul(dy, sin)));
+  }
+
+  /** dL/dx of x·W from dL/dy. */
+  private linearInputGrad(dy: T2, lin: LinearW): T2 {
+    return lin.wt ? tf.matMul(dy, lin.wt) : tf.matMul(dy, lin.w, false, true);
+  }
+
+  private linearForward(
+    l: number,
+    p: Projection,
+    x: T2,
+    env: Env,
+    saved: Partial<Record<Projection, LinSaved>> | null,
+  ): T2 {
+    const lin = this.layers[l].proj[p];
+    let y: T2 = tf.matMul(x, lin.w);
+    if (lin.bias) y = tf.add(y, lin.bias) as T2;
+    const ti = this.targetIndex.get(`${l}.${p}`);
+    if (ti === undefined) return y;
+    const ad = this.lora[ti]!;
+    let xd = x;
+    let mask: T2 | null = null;
+    if (env.dropout > 0) {
+      const [n, k] = x.shape;
+      mask = tf.tensor2d(dropoutMask(n * k, env.dropout, mixSeed(env.dropSeed, l, ti)), [n, k]);
+      xd = tf.mul(x, mask) as T2;
+    }
+    const u = tf.matMul(xd, ad.at) as T2;
+    if (saved) saved[p] = { xd, u, mask };
+    return tf.add(y, tf.matMul(u, ad.bs)) as T2;
+  }
+
+  /** dL/dx of a projection, adding its LoRA factor gradients (scaled by nothing more: dy is already scaled). */
+  private linearBackward(
+    l: number,
+    p: Projection,
+    dy: T2,
+    s: Partial<Record<Projection, LinSaved>>,
+    grads: LoraFactors[],
+    needInput: boolean,
+  ): T2 | null {
+    const lin = this.layers[l].proj[p];
+    let dx: T2 | null = needInput ? this.linearInputGrad(dy, lin) : null;
+    const ti = this.targetIndex.get(`${l}.${p}`);
+    if (ti === undefined) return dx;
+    const ad = this.lora[ti]!;
+    const sv = s[p]!;
+    const t = this.targets[ti];
+    const du = tf.matMul(dy, ad.bsT) as T2; // [N, r]
+    // dL/dA = du^T · xd  ([r, in], PEFT's layout); dL/d(scale·B^T) = u^T · dy ([r, out]).
+    const dA = this.mm(du, sv.xd, true, false);
+    const dBs = this.mm(sv.u, dy, true, false);
+    const ga = grads[ti].a;
+    const gb = grads[ti].b;
+    const dAv = dA.dataSync();
+    for (let i = 0; i < ga.length; i++) ga[i] += dAv[i];
+    const dBv = dBs.dataSync();
+    for (let k = 0; k < t.r; k++) {
+      for (let o = 0; o < t.outDim; o++) gb[o * t.r + k] += dBv[k * t.outDim + o] * t.scale;
+    }
+    if (needInput) {
+      let dxd: T2 = tf.matMul(du, ad.a);
+      if (sv.mask) dxd = tf.mul(dxd, sv.mask) as T2;
+      dx = tf.add(dx!, dxd) as T2;
+    }
+    return dx;
+  }
+
+  private layerForward(l: number, h: T2, env: Env): { h: T2; saved: LayerSaved | null } {
+    const c = this.config;
+    const { B, T } = env;
+    const N = B * T;
+    const nH = c.numAttentionHeads;
+    const nKV = c.numKeyValueHeads;
+    const d = c.headDim;
+    const group = nH / nKV;
+    const w = this.layers[l];
+    const out = tf.tidy(() => {
+      const lin: Partial<Record<Projection, LinSaved>> | null = env.keep ? {} : null;
+      const n1 = this.rmsNorm(h, w.inputNorm);
+      const q = this.linearForward(l, 'q_proj', n1.y, env, lin);
+      const k = this.linearForward(l, 'k_proj', n1.y, env, lin);
+      const v = this.linearForward(l, 'v_proj', n1.y, env, lin);
+      const scale = 1 / Math.sqrt(d);
+      const qr = tf.mul(this.ropeApply(tf.reshape(q, [N, nH, d]), env.cos, env.sin), scale);
+      const kr = this.ropeApply(tf.reshape(k, [N, nKV, d]), env.cos, env.sin);
+      // [B·kvHeads, group·T, d]: rows (j, t) of query heads kv·group + j.
+      const qh = tf.reshape(tf.transpose(tf.reshape(qr, [B, T, nH, d]), [0, 2, 1, 3]), [
+        B * nKV,
+        group * T,
+        d,
+      ]) as T3;
+      const kh = tf.reshape(tf.transpose(tf.reshape(kr, [B, T, nKV, d]), [0, 2, 1, 3]), [
+        B * nKV,
+        T,
+        d,
+      ]) as T3;
+      const vh = tf.reshape(tf.transpose(tf.reshape(v, [B, T, nKV, d]), [0, 2, 1, 3]), [
+        B * nKV,
+        T,
+        d,
+      ]) as T3;
+      const scores = tf.reshape(this.bmm(qh, kh, false, true), [B, nH, T, T]);
+      const probs = tf.reshape(tf.softmax(tf.add(scores, env.addMask)), [B * nKV, group * T, T]) as T3;
+      const ctx = this.bmm(probs, vh); // [B·kv, group·T, d] = [B, heads, T, d]
+      const attn = tf.reshape(tf.transpose(tf.reshape(ctx, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH * d]) as T2;
+      const h1 = tf.add(h, this.linearForward(l, 'o_proj', attn, env, lin)) as T2;
+      const n2 = this.rmsNorm(h1, w.postNorm);
+      const gate = this.linearForward(l, 'gate_proj', n2.y, env, lin);
+      const up = this.linearForward(l, 'up_proj', n2.y, env, lin);
+      const sig = tf.sigmoid(gate) as T2;
+      const act = tf.mul(tf.mul(gate, sig), up) as T2;
+      const hOut = tf.add(h1, this.linearForward(l, 'down_proj', act, env, lin)) as T2;
+      const saved: LayerSaved | null = lin
+        ? { h, r1: n1.r, lin, qh, kh, vh, probs, h1, r2: n2.r, gate, up, sig }
+        : null;
+      return { hOut, saved } as unknown as tf.TensorContainer;
+    }) as unknown as { hOut: T2; saved: LayerSaved | null };
+    return { h: out.hOut, saved: out.saved };
+  }
+
+  private layerBackward(
+    l: number,
+    dOut: T2,
+    s: LayerSaved,
+    env: Env,
+    grads: LoraFactors[],
+    needInput: boolean,
+  ): T2 {
+    const c = this.config;
+    const { B, T } = env;
+    const N = B * T;
+    const nH = c.numAttentionHeads;
+    const nKV = c.numKeyValueHeads;
+    const d = c.headDim;
+    const group = nH / nKV;
+    const w = this.layers[l];
+    return tf.tidy(() => {
+      // MLP: out = h1 + down(silu(gate)·up), with the residual.
+      const dAct = this.linearBackward(l, 'down_proj', dOut, s.lin, grads, true)!;
+      const silu = tf.mul(s.gate, s.sig);
+      const dUp = tf.mul(dAct, silu) as T2;
+      const dSilu = tf.mul(s.sig, tf.add(1, tf.mul(s.gate, tf.sub(1, s.sig))));
+      const dGate = tf.mul(tf.mul(dAct, s.up), dSilu) as T2;
+      const dx2 = tf.add(
+        this.linearBackward(l, 'gate_proj', dGate, s.lin, grads, true)!,
+        this.linearBackward(l, 'up_proj', dUp, s.lin, grads, true)!,
+      ) as T2;
+      const dh1 = tf.add(dOut, this.rmsNormGrad(dx2, s.h1, s.r2, w.postNorm)) as T2;
+
+      // Attention.
+      const dAttn = this.linearBackward(l, 'o_proj', dh1, s.lin, grads, true)!;
+      const dCtx = tf.reshape(tf.transpose(tf.reshape(dAttn, [B, T, nH, d]), [0, 2, 1, 3]), [
+        B * nKV,
+        group * T,
+        d,
+      ]) as T3;
+      const dV = this.bmm(s.probs, dCtx, true, false); // [B·kv, T, d]
+      const dP = this.bmm(dCtx, s.vh, false, true); // [B·kv, group·T, T]
+      const dS = tf.mul(s.probs, tf.sub(dP, tf.sum(tf.mul(dP, s.probs), -1, true))) as T3;
+      const scale = 1 / Math.sqrt(d);
+      const dQ = tf.mul(this.bmm(dS, s.kh), scale) as T3; // [B·kv, group·T, d]
+      const dK = this.bmm(dS, s.qh, true, false); // [B·kv, T, d]; qh holds the scaled queries
+      const toRows = (x: T3, heads: number): T3 =>
+        tf.reshape(tf.transpose(tf.reshape(x, [B, heads, T, d]), [0, 2, 1, 3]), [N, heads, d]) as T3;
+      const dq = tf.reshape(this.ropeGrad(toRows(dQ, nH), env.cos, env.sin), [N, nH * d]) as T2;
+      const dk = tf.reshape(this.ropeGrad(toRows(dK, nKV), env.cos, env.sin), [N, nKV * d]) as T2;
+      const dv = tf.reshape(toRows(dV, nKV), [N, nKV * d]) as T2;
+      const dxq = this.linearBackward(l, 'q_proj', dq, s.lin, grads, needInput);
+      const dxk = this.linearBackward(l, 'k_proj', dk, s.lin, grads, needInput);
+      const dxv = this.linearBackward(l, 'v_proj', dv, s.lin, grads, needInput);
+      if (!needInput) return tf.zeros([1, 1]) as T2;
+      const dx1 = tf.add(tf.add(dxq!, dxk!), dxv!) as T2;
+      return tf.add(dh1, this.rmsNormGrad(dx1, s.h, s.r1, w.inputNorm)) as T2;
+    });
+  }
+}
+
+interface Env {
+  B: number;
+  T: number;
+  cos: T3;
+  sin: T3;
+  addMask: tf.Tensor4D;
+  dropout: number;
+  dropSeed: number;
+  keep: boolean;
+}
+
+/** `[-x2, x1]` along the last axis of [N, heads, d]. */
+function rotateHalf(x: T3): T3 {
+  const half = (x.shape[2] as number) >> 1;
+  const x1 = tf.slice(x, [0, 0, 0], [-1, -1, half]);
+  const x2 = tf.slice(x, [0, 0, half], [-1, -1, half]);
+  return tf.concat([tf.neg(x2), x1], 2);
+}
+
+function disposeSaved(s: LayerSaved): void {
+  const ts: tf.Tensor[] = [s.h, s.r1, s.qh, s.kh, s.vh, s.probs, s.h1, s.r2, s.gate, s.up, s.sig];
+  for (const lin of Object.values(s.lin)) {
+    if (!lin) continue;
+    ts.push(lin.xd, lin.u);
+    if (lin.mask) ts.push(lin.mask);
+  }
+  for (const t of ts) if (!t.isDisposed) t.dispose();
+}
+
+export { PROJECTIONS as LORA_PROJECTIONS };
