@@ -1,11 +1,16 @@
 import { isPolyglotError } from '@polyglot/model';
 import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerData } from './commands/data.js';
 import { registerInfer } from './commands/infer.js';
+import { registerJudge } from './commands/judge.js';
 import { registerLid } from './commands/lid.js';
 import { registerMerge } from './commands/merge.js';
 import { registerModel } from './commands/model.js';
 import { registerPlannedDownstream, registerPlannedUpstream } from './commands/planned-families.js';
+import { registerPlot } from './commands/plot.js';
+import { registerSft } from './commands/sft.js';
+import { registerTasks } from './commands/tasks.js';
 import { type Io, processIo } from './io.js';
 
 export const VERSION: string = pkg.version;
@@ -23,10 +28,15 @@ export function buildProgram(io: Io = processIo): Command {
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride();
   registerModel(program, io);
+  registerData(program, io);
   registerPlannedUpstream(program);
+  registerSft(program, io);
   registerLid(program, io);
   registerMerge(program, io);
   registerInfer(program, io);
+  registerJudge(program, io);
+  registerTasks(program, io);
+  registerPlot(program, io);
   registerPlannedDownstream(program);
   // Every subcommand reports through the same sinks and throws instead of exiting.
   const configure = (cmd: Command) => {

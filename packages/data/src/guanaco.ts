@@ -1,4 +1,5 @@
 import { DataError } from './errors.js';
+import { readJsonl } from './jsonl.js';
 
 /** Who speaks a turn: `### Human:` is the user, `### Assistant:` the assistant. */
 export type Role = 'user' | 'assistant';
@@ -80,4 +81,51 @@ export function formatGuanaco(messages: readonly Message[]): string {
       return `${MARKER[role]} ${m.content}`;
     })
     .join('');
+}
+
+/** A conversation of a Guanaco file. */
+export interface GuanacoRecord {
+  /** The `text` field as stored. */
+  text: string;
+  messages: Message[];
+  /** The language tag where the file has one (the paper's files: OpenLID labels such as `rus_Cyrl`). */
+  lang?: string;
+  /** Confidence of the language tag, where stored. */
+  langProb?: number;
+  /** The record's `id` where it has one. */
+  id?: string | number;
+  /** `file:line`. */
+  where: string;
+}
+
+/**
+ * Reads a Guanaco file: JSON Lines of `{"text": "### Human: …### Assistant: …"}` as on the Hugging Face Hub
+ * (`openassistant_best_replies_{train,eval}.jsonl`), or the paper's language-tagged files (`text`, `lang`,
+ * `id`). Every conversation is parsed; errors name file:line.
+ */
+export async function* readGuanaco(
+  file: string,
+  options: { textField?: string; langField?: string; probField?: string } = {},
+): AsyncGenerator<GuanacoRecord> {
+  const textField = options.textField ?? 'text';
+  const langField = options.langField ?? 'lang';
+  const probField = options.probField ?? 'lang_prob';
+  for await (const { value, line } of readJsonl(file)) {
+    const where = `${file}:${line}`;
+    const text = value[textField];
+    if (typeof text !== 'string') {
+      throw new DataError(
+        text === undefined ? 'missing-field' : 'bad-field',
+        `${where}: ${text === undefined ? `no field "${textField}"` : `field "${textField}" is not a string`} (a Guanaco record holds the conversation in "${textField}")`,
+      );
+    }
+    const rec: GuanacoRecord = { text, messages: parseGuanaco(text, { source: where }), where };
+    const lang = value[langField];
+    if (typeof lang === 'string') rec.lang = lang;
+    const prob = value[probField];
+    if (typeof prob === 'number') rec.langProb = prob;
+    const id = value.id;
+    if (typeof id === 'string' || typeof id === 'number') rec.id = id;
+    yield rec;
+  }
 }

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError } from './errors.js';
+import { jsonErrorPlace } from './jsonpos.js';
 
 /** A JSON object, as every record of the files we read and write is. */
 export type JsonObject = Record<string, unknown>;
@@ -176,7 +177,7 @@ export async function readJsonOrJsonl<T = JsonObject>(file: string): Promise<T[]
   } catch (e) {
     const msg = (e as Error).message;
     const pos = /position (\d+)/.exec(msg);
-    const where = pos ? `${file}:${lineCol(text, Number(pos[1]))}` : file;
+    const where = pos ? `${file}:${lineCol(text, Number(pos[1]))}` : jsonErrorPlace(file, text);
     throw new DataError('bad-json', `${where}: invalid JSON array (${msg})`);
   }
   if (!Array.isArray(value)) {

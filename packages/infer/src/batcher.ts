@@ -243,7 +243,8 @@ export class ContinuousBatcher {
     } else if (parts.length === 1 && parts[0].rows.length === parts[0].state.batch) {
       g.state = parts[0].state; // all rows of one batch: nothing to copy
     } else {
-      g.state = DecodeState.combine(parts);
+      // Every row has sampled from its last logits already: only the caches are carried over.
+      g.state = DecodeState.combine(parts, { logits: false });
       this.stats.regroups++;
     }
     g.entries = entries;

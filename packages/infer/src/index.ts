@@ -1,3 +1,4 @@
+export { type BatcherStats, ContinuousBatcher, RequestAbortedError } from './batcher.js';
 export type {
   BatchOptions,
   Engine,
@@ -13,6 +14,7 @@ export type {
   ScoreRequest,
   ScoreResult,
 } from './engine.js';
+export { type EngineSpec, openEngine, parseEngineSpec } from './engines.js';
 export { InferError, SamplingParamError } from './errors.js';
 export {
   LocalEngine,
@@ -23,7 +25,32 @@ export {
 } from './local-engine.js';
 export { logSoftmax, type PositionLogprobs, positionLogprobs, type TokenLogprob } from './logprobs.js';
 export { isGreedy, SAMPLING_EPS, type SamplingParams, samplingParams } from './params.js';
+export {
+  type BackoffOptions,
+  type EndpointStats,
+  normalizeBaseUrl,
+  RemoteEngine,
+  type RemoteEngineOptions,
+  RemoteError,
+  retryAfterMs,
+  wireParams,
+} from './remote-engine.js';
 export { Xoshiro128 } from './rng.js';
+export type { TokenEvent } from './row.js';
+export {
+  itemSeed,
+  modelId,
+  PAPER_SAMPLING,
+  PAPER_SEEDS,
+  promptName,
+  pyFloat,
+  type RunFileNameParts,
+  type RunFileResult,
+  type RunOptions,
+  runFileName,
+  runInference,
+  testsetName,
+} from './run.js';
 export {
   applyMinP,
   applyMinTokens,
@@ -36,8 +63,6 @@ export {
   sampleFromLogits,
   sampleToken,
 } from './sampler.js';
+export { ApiError, OpenAIServer, type ServerLimits, type ServerOptions, toApiError } from './server.js';
 export { type FinishReason, SequenceState } from './state.js';
 export { earliestStop, findStop, pyRstrip, pyStrip, StopChecker, type StopMatch } from './stop.js';
-export { type BatcherStats, ContinuousBatcher, RequestAbortedError } from './batcher.js';
-export { ApiError, OpenAIServer, type ServerLimits, type ServerOptions, toApiError } from './server.js';
-export type { TokenEvent } from './row.js';

@@ -522,6 +522,9 @@ export class LocalEngine implements Engine {
         // finished rows still take a token: the pad id, masked out and without advancing their position (their
         // logits are ignored). The batch ends when its last row finishes.
         await state.decodeStep(next, { active });
+        // Let I/O in between steps (callers append results to files, servers answer): on the in-process backends
+        // a step's promises resolve without ever returning to the event loop.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       state.dispose();

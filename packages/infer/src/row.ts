@@ -97,7 +97,8 @@ export class Row {
       const chunk = this.detokenize(token);
       piece = chunk;
       // vLLM looks for stop strings only once more than min_tokens tokens exist.
-      text = this.seq.numGenerated > params.min_tokens ? this.stops.push(chunk) : this.stops.pushUnchecked(chunk);
+      text =
+        this.seq.numGenerated > params.min_tokens ? this.stops.push(chunk) : this.stops.pushUnchecked(chunk);
       if (this.stops.stopped) {
         this.finish = 'stop';
         this.stopReason = this.stops.stopped.stop;

@@ -222,6 +222,16 @@ export function sampleToken(
   rng: Xoshiro128,
 ): number {
   const u = rng.nextFloat();
+  if (
+    isGreedy(params) &&
+    params.repetition_penalty === 1 &&
+    params.frequency_penalty === 0 &&
+    params.presence_penalty === 0 &&
+    state.numGenerated >= params.min_tokens
+  ) {
+    // Plain greedy: nothing would change the row, so the argmax of the logits themselves (no copy).
+    return argmax(logits);
+  }
   const x = processLogits(logits, params, state);
   return isGreedy(params) ? argmax(x) : sampleFromLogits(x, u);
 }

@@ -218,7 +218,11 @@ export class OpenAIServer {
           break;
         default:
           if (['/health', '/v1/models', '/v1/completions', '/v1/chat/completions'].includes(url.pathname)) {
-            throw new ApiError(405, `method ${req.method} is not allowed on ${url.pathname}`, 'invalid_request_error');
+            throw new ApiError(
+              405,
+              `method ${req.method} is not allowed on ${url.pathname}`,
+              'invalid_request_error',
+            );
           }
           throw new ApiError(404, `no route ${req.method} ${url.pathname}`, 'not_found_error', 'not_found');
       }
@@ -239,7 +243,12 @@ export class OpenAIServer {
     return this.closing ? { ...extra, Connection: 'close' } : extra;
   }
 
-  private send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  private send(
+    res: http.ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     const text = JSON.stringify(body);
     res.writeHead(
       status,
@@ -333,7 +342,13 @@ export class OpenAIServer {
     if (model === this.servedModelName) return null;
     if (this.engine.adapterNames.includes(model)) return model;
     const known = [this.servedModelName, ...this.engine.adapterNames].join(', ');
-    throw new ApiError(404, `The model \`${model}\` does not exist (served: ${known}).`, 'not_found_error', 'model_not_found', 'model');
+    throw new ApiError(
+      404,
+      `The model \`${model}\` does not exist (served: ${known}).`,
+      'not_found_error',
+      'model_not_found',
+      'model',
+    );
   }
 
   /** The sampling parameters of a request, validated (a bad one is a 400 naming it). */
@@ -351,9 +366,16 @@ export class OpenAIServer {
 
   private checkQueue(): void {
     if (this.engine.load.waiting >= this.limits.maxWaiting) {
-      throw new ApiError(503, 'too many requests are waiting; retry later', 'server_error', 'overloaded', null, {
-        'Retry-After': '1',
-      });
+      throw new ApiError(
+        503,
+        'too many requests are waiting; retry later',
+        'server_error',
+        'overloaded',
+        null,
+        {
+          'Retry-After': '1',
+        },
+      );
     }
   }
 
@@ -373,7 +395,11 @@ export class OpenAIServer {
       throw bad('stream_options must be an object', 'stream_options');
     }
     const includeUsage = (so as Json | null | undefined)?.include_usage === true;
-    if (body.logit_bias !== undefined && body.logit_bias !== null && Object.keys(body.logit_bias as Json).length > 0) {
+    if (
+      body.logit_bias !== undefined &&
+      body.logit_bias !== null &&
+      Object.keys(body.logit_bias as Json).length > 0
+    ) {
       throw bad('logit_bias is not supported by this server', 'logit_bias');
     }
     const bestOf = body.best_of;
@@ -440,7 +466,9 @@ export class OpenAIServer {
                 if (!sse || (e.text === '' && logprobs === null)) return;
                 streamed[i][k] += e.text;
                 const lp =
-                  logprobs === null ? null : this.completionLogprobs(p.ids, [e], offsets[i][k], idsAsText, tokens[i][k]);
+                  logprobs === null
+                    ? null
+                    : this.completionLogprobs(p.ids, [e], offsets[i][k], idsAsText, tokens[i][k]);
                 offsets[i][k] += e.text.length;
                 chunk([{ index: i * n + k, text: e.text, logprobs: lp, finish_reason: null }]);
               },
@@ -519,7 +547,10 @@ export class OpenAIServer {
     const checkIds = (ids: number[], where: string) => {
       const badAt = ids.findIndex((t) => !Number.isSafeInteger(t) || t < 0 || t >= V);
       if (badAt >= 0) {
-        throw bad(`${where}[${badAt}] = ${ids[badAt]} is not a token id of the model (vocabulary [0, ${V}))`, 'prompt');
+        throw bad(
+          `${where}[${badAt}] = ${ids[badAt]} is not a token id of the model (vocabulary [0, ${V}))`,
+          'prompt',
+        );
       }
     };
     let list: { text?: string; ids?: number[] }[];
@@ -530,7 +561,10 @@ export class OpenAIServer {
     } else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every(isIds)) {
       list = prompt.map((ids: number[]) => ({ ids }));
     } else {
-      throw bad('prompt must be a string, a list of strings, a list of token ids or a list of such lists', 'prompt');
+      throw bad(
+        'prompt must be a string, a list of strings, a list of token ids or a list of such lists',
+        'prompt',
+      );
     }
     if (list.length > this.limits.maxPrompts) {
       throw bad(`at most ${this.limits.maxPrompts} prompts per request, got ${list.length}`, 'prompt');
@@ -553,7 +587,13 @@ export class OpenAIServer {
   }
 
   /** A top-logprobs dict (vLLM: the chosen token always among them). */
-  private topDict(prev: number | null, chosen: number, lp: number, top: TokenLogprob[], idsAsText: boolean): Json {
+  private topDict(
+    prev: number | null,
+    chosen: number,
+    lp: number,
+    top: TokenLogprob[],
+    idsAsText: boolean,
+  ): Json {
     const d: Json = {};
     for (const t of top) d[this.tokenText(prev, t.token, idsAsText)] ??= t.logprob;
     d[this.tokenText(prev, chosen, idsAsText)] ??= lp;
@@ -563,15 +603,15 @@ export class OpenAIServer {
   /** Completions logprobs of the prompt (echo): the first token has none. */
   private promptLogprobs(ids: number[], s: ScoreResult, idsAsText: boolean): Json {
     const stream = this.engine.tokenizer.decodeStream();
-    const tokens = ids.map((t) => (idsAsText ? `token_id:${t}` : stream.step(t)));
+    const pieces = ids.map((t) => stream.step(t));
     const offsets: number[] = [];
     let at = 0;
-    for (const t of tokens) {
+    for (const t of pieces) {
       offsets.push(at);
-      at += idsAsText ? 0 : t.length;
+      at += t.length;
     }
     return {
-      tokens,
+      tokens: idsAsText ? ids.map((t) => `token_id:${t}`) : pieces,
       token_logprobs: [null, ...s.tokenLogprobs],
       top_logprobs: [
         null,
@@ -602,7 +642,9 @@ export class OpenAIServer {
     return {
       tokens: events.map((e) => (idsAsText ? `token_id:${e.token}` : e.piece)),
       token_logprobs: events.map((e) => e.logprob ?? null),
-      top_logprobs: events.map((e, j) => this.topDict(prevOf(j), e.token, e.logprob ?? 0, e.top ?? [], idsAsText)),
+      top_logprobs: events.map((e, j) =>
+        this.topDict(prevOf(j), e.token, e.logprob ?? 0, e.top ?? [], idsAsText),
+      ),
       text_offset: offsets,
     };
   }
@@ -635,10 +677,12 @@ export class OpenAIServer {
     if (top !== undefined && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
     for (const unsupported of ['tools', 'functions']) {
       const v = body[unsupported];
-      if (Array.isArray(v) && v.length > 0) throw bad(`${unsupported} are not supported by this server`, unsupported);
+      if (Array.isArray(v) && v.length > 0)
+        throw bad(`${unsupported} are not supported by this server`, unsupported);
     }
     const format = body.response_format as Json | null | undefined;
-    if (format && format.type !== 'text') throw bad('only response_format { type: "text" } is supported', 'response_format');
+    if (format && format.type !== 'text')
+      throw bad('only response_format { type: "text" } is supported', 'response_format');
     const template = body.chat_template;
     if (template !== undefined && template !== null && typeof template !== 'string') {
       throw bad('chat_template must be a string', 'chat_template');
@@ -676,7 +720,14 @@ export class OpenAIServer {
     const controller = abortOnClose(res);
     const sse = stream ? new EventStream(res, this.headers()) : null;
     const chunk = (choices: Json[], usage?: Json) =>
-      sse?.send({ id, object: 'chat.completion.chunk', created, model, choices, ...(usage ? { usage } : {}) });
+      sse?.send({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        choices,
+        ...(usage ? { usage } : {}),
+      });
     const events: TokenEvent[][] = Array.from({ length: n }, () => []);
     const streamed = new Array<string>(n).fill('');
     if (sse) {
@@ -706,6 +757,7 @@ export class OpenAIServer {
     }
     const choices = result.choices ?? [result];
     const usage = this.usage([result], [ids.length]);
+    const tokenIds = optBool(body, 'return_token_ids') ?? false;
     if (sse) {
       choices.forEach((c, k) => {
         const rest = c.text.slice(streamed[k].length);
@@ -734,8 +786,10 @@ export class OpenAIServer {
         logprobs: wantLogprobs ? { content: this.chatLogprobs(ids, events[k]) } : null,
         finish_reason: c.finishReason,
         stop_reason: c.stopReason,
+        ...(tokenIds ? { token_ids: c.outputIds } : {}),
       })),
       usage,
+      ...(tokenIds ? { prompt_token_ids: ids } : {}),
     });
   }
 
@@ -823,8 +877,10 @@ function paramOf(e: RequestError): string | null {
 /** An error as the API answers it. */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
-  if (e instanceof RequestError) return new ApiError(400, e.detail, 'invalid_request_error', e.code, paramOf(e));
-  if (e instanceof SamplingParamError) return new ApiError(400, e.message, 'invalid_request_error', e.code, e.param);
+  if (e instanceof RequestError)
+    return new ApiError(400, e.detail, 'invalid_request_error', e.code, paramOf(e));
+  if (e instanceof SamplingParamError)
+    return new ApiError(400, e.message, 'invalid_request_error', e.code, e.param);
   if (e instanceof RequestAbortedError) return new ApiError(499, e.message, 'invalid_request_error', e.code);
   if (isPolyglotError(e)) {
     if (e.code === 'ENGINE_CLOSED') return new ApiError(503, e.message, 'server_error', e.code);

@@ -112,7 +112,12 @@ export interface DownloadResult {
 
 const SHA_RE = /^[0-9a-f]{64}$/;
 
-async function fileSha256(file: string): Promise<{ hash: ReturnType<typeof createHash>; bytes: number }> {
+/** True for 64 lower- or upper-case hex digits (a sha256 as `sha256sum` prints it). */
+export function isSha256(text: string): boolean {
+  return SHA_RE.test(text.toLowerCase());
+}
+
+async function hashFile(file: string): Promise<{ hash: ReturnType<typeof createHash>; bytes: number }> {
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(file)) {
@@ -122,7 +127,14 @@ async function fileSha256(file: string): Promise<{ hash: ReturnType<typeof creat
   return { hash, bytes };
 }
 
-async function readSidecar(file: string): Promise<string | null> {
+/** sha256 (hex) and size of a file, streamed. */
+export async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
+  const { hash, bytes } = await hashFile(file);
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/** The hash recorded in a `sha256sum`-style sidecar (`<hex>  <name>`), or null when absent or unreadable. */
+export async function readSha256Sidecar(file: string): Promise<string | null> {
   try {
     const text = await fsp.readFile(file, 'utf8');
     const h = text.trim().split(/\s+/)[0]?.toLowerCase() ?? '';
@@ -132,51 +144,81 @@ async function readSidecar(file: string): Promise<string | null> {
   }
 }
 
-async function checkMagic(file: string, url: string): Promise<void> {
-  const fh = await fsp.open(file, 'r');
-  const head = Buffer.alloc(4);
-  try {
-    await fh.read(head, 0, 4, 0);
-  } finally {
-    await fh.close();
-  }
-  if (head.readInt32LE(0) !== FASTTEXT_MAGIC) {
-    await fsp.rm(file, { force: true });
-    throw new LidError(
-      'not-a-fasttext-model',
-      `${url} did not deliver a fastText model (no fastText magic number at the start); the file was removed — check the URL`,
-    );
-  }
+/** Makes the typed error of the calling package (`@polyglot/lid` raises `LidError`s by default). */
+export type DownloadErrorFactory = (code: string, message: string, options?: { cause?: unknown }) => Error;
+
+const lidError: DownloadErrorFactory = (code, message, options) => new LidError(code, message, options);
+
+/** What {@link downloadFile} fetches, where it puts it and how it checks it. */
+export interface DownloadFileOptions {
+  /** URL to fetch. */
+  url: string;
+  /** The final file. Its folder is created. */
+  dest: string;
+  /** Names the download in messages (default: the file name of `dest`). */
+  label?: string;
+  /** Expected sha256 (hex) of the bytes as served (compressed where `gunzip`). */
+  sha256?: string;
+  /** Expected size in bytes as served. */
+  size?: number;
+  /** The server sends gzip: verify the bytes as served, then decompress into `dest`. */
+  gunzip?: boolean;
+  /** Checks the finished file (decompressed where `gunzip`) before it is renamed into place; throw to reject. */
+  verify?: (file: string) => Promise<void>;
+  /** Name written after the hash in the `<dest>.sha256` sidecar (default: the URL's file name). */
+  sidecarName?: string;
+  /** Download again even if `dest` exists. */
+  force?: boolean;
+  /** Called as bytes arrive: bytes so far (including a resumed part) and the total where known. */
+  onProgress?: (bytes: number, total: number | null) => void;
+  /** The fetch to use (default: the global one). */
+  fetch?: typeof fetch;
+  /** The error class to raise (default `LidError`); codes: `bad-sha256`, `download-failed`, `checksum-mismatch`, `size-mismatch`. */
+  makeError?: DownloadErrorFactory;
+  /** What to tell the user when a checksum differs (default: pass --sha256 to accept a new one). */
+  checksumHint?: string;
+}
+
+export interface DownloadFileResult {
+  /** The file. */
+  path: string;
+  url: string;
+  /** sha256 of the bytes as served ('' for a cached file without a recorded hash). */
+  sha256: string;
+  /** True when the hash was checked against an expected value. */
+  verified: boolean;
+  /** Bytes as served (for a cached file: its size on disk). */
+  bytes: number;
+  /** True when an interrupted download was continued. */
+  resumed: boolean;
+  /** True when the file was already there and nothing was fetched. */
+  cached: boolean;
 }
 
 /**
- * Downloads a known model into the cache and returns its path. The download goes to `<file>.part` and resumes
- * from there (HTTP Range) after an interruption; the file is verified (sha256 where an expected hash is known,
- * size where known, the fastText magic number always), decompressed where served gzipped, and renamed into
- * place, so the cache never holds a half-written model. The hash of what was served is recorded in
- * `<file>.sha256`. Errors: `unknown-model`, `bad-sha256`, `download-failed`, `checksum-mismatch`,
- * `size-mismatch`, `not-a-fasttext-model`.
+ * Downloads one file: the shared core of model and dataset downloads. The bytes go to `<dest>.part`
+ * (`<dest>.gz.part` where `gunzip`) and an interrupted download resumes from there with an HTTP Range request;
+ * the whole file is then checked (size and sha256 where expected values are given, `verify` always),
+ * decompressed where served gzipped, and renamed into place, so `dest` is never half-written. The sha256 of
+ * the bytes as served is recorded in `<dest>.sha256` (`sha256sum` format). An existing `dest` is kept (`cached`)
+ * unless `force`, or an expected hash differs from the recorded one.
  */
-export async function downloadModel(name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
-  const entry = knownModel(name);
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const served = path.posix.basename(new URL(entry.url).pathname);
-  const url =
-    options.url ?? (options.baseUrl ? `${options.baseUrl.replace(/\/+$/, '')}/${served}` : entry.url);
-  const expected = (options.sha256 ?? entry.sha256)?.toLowerCase();
+export async function downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult> {
+  const makeError = options.makeError ?? lidError;
+  const { url, dest } = options;
+  const label = options.label ?? path.basename(dest);
+  const expected = options.sha256?.toLowerCase();
   if (expected !== undefined && !SHA_RE.test(expected)) {
-    throw new LidError('bad-sha256', `--sha256 must be 64 hex digits, got ${JSON.stringify(options.sha256)}`);
+    throw makeError('bad-sha256', `--sha256 must be 64 hex digits, got ${JSON.stringify(options.sha256)}`);
   }
-  const dest = path.join(cacheDir, entry.fileName);
   const sidecar = `${dest}.sha256`;
   const doFetch = options.fetch ?? fetch;
 
   if (existsSync(dest) && !options.force) {
-    const recorded = await readSidecar(sidecar);
+    const recorded = await readSha256Sidecar(sidecar);
     if (!expected || recorded === expected) {
       const stat = await fsp.stat(dest);
       return {
-        name: entry.name,
         path: dest,
         url,
         sha256: recorded ?? '',
@@ -188,8 +230,8 @@ export async function downloadModel(name: string, options: DownloadOptions = {})
     }
   }
 
-  await fsp.mkdir(cacheDir, { recursive: true });
-  const part = path.join(cacheDir, `${entry.fileName}${entry.gzip ? '.gz' : ''}.part`);
+  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  const part = `${dest}${options.gunzip ? '.gz' : ''}.part`;
   let start = 0;
   try {
     start = (await fsp.stat(part)).size;
@@ -198,9 +240,9 @@ export async function downloadModel(name: string, options: DownloadOptions = {})
   }
 
   const fail = (why: string, cause?: unknown) =>
-    new LidError(
+    makeError(
       'download-failed',
-      `downloading ${entry.name} from ${url} failed: ${why}${existsSync(part) ? `; the partial download ${part} is kept — run the command again to resume` : ''}`,
+      `downloading ${label} from ${url} failed: ${why}${existsSync(part) ? `; the partial download ${part} is kept — run the command again to resume` : ''}`,
       { cause },
     );
 
@@ -240,7 +282,7 @@ export async function downloadModel(name: string, options: DownloadOptions = {})
     throw fail(`HTTP ${response.status} ${response.statusText}`);
   }
 
-  const { hash, bytes: have } = start > 0 ? await fileSha256(part) : { hash: createHash('sha256'), bytes: 0 };
+  const { hash, bytes: have } = start > 0 ? await hashFile(part) : { hash: createHash('sha256'), bytes: 0 };
   let bytes = have;
   if (response.status !== 416) {
     const out = createWriteStream(part, { flags: start > 0 ? 'a' : 'w' });
@@ -265,51 +307,98 @@ export async function downloadModel(name: string, options: DownloadOptions = {})
   if (total !== null && bytes !== total) {
     throw fail(`got ${bytes} of ${total} bytes`);
   }
-  if (entry.size !== undefined && !options.url && !options.baseUrl && bytes !== entry.size) {
+  if (options.size !== undefined && bytes !== options.size) {
     await fsp.rm(part, { force: true });
-    throw new LidError(
+    throw makeError(
       'size-mismatch',
-      `${entry.name}: downloaded ${bytes} bytes, expected ${entry.size}; the download was removed — try again`,
+      `${label}: downloaded ${bytes} bytes, expected ${options.size}; the download was removed — try again`,
     );
   }
   if (expected && sha256 !== expected) {
     await fsp.rm(part, { force: true });
-    throw new LidError(
+    throw makeError(
       'checksum-mismatch',
-      `${entry.name}: sha256 of the download from ${url} is ${sha256}, expected ${expected}; the download was removed ` +
-        '(a corrupted transfer, or the file changed upstream: check the hash and pass --sha256 to accept a new one)',
+      `${label}: sha256 of the download from ${url} is ${sha256}, expected ${expected}; the download was removed ` +
+        `(${options.checksumHint ?? 'a corrupted transfer, or the file changed upstream: check the hash and pass --sha256 to accept a new one'})`,
     );
   }
 
-  if (entry.gzip) {
+  const finish = async (file: string) => {
+    if (!options.verify) return;
+    try {
+      await options.verify(file);
+    } catch (e) {
+      await fsp.rm(file, { force: true });
+      throw e;
+    }
+  };
+  if (options.gunzip) {
     const tmp = tempPathFor(dest);
     try {
       await pipeline(createReadStream(part), createGunzip(), createWriteStream(tmp));
     } catch (e) {
       await fsp.rm(tmp, { force: true });
       await fsp.rm(part, { force: true });
-      throw new LidError(
+      throw makeError(
         'download-failed',
-        `${entry.name}: the download from ${url} is not valid gzip (${(e as Error).message}); it was removed — try again`,
+        `${label}: the download from ${url} is not valid gzip (${(e as Error).message}); it was removed — try again`,
         { cause: e },
       );
     }
-    await checkMagic(tmp, url);
+    await finish(tmp);
     await fsp.rename(tmp, dest);
     await fsp.rm(part, { force: true });
   } else {
-    await checkMagic(part, url);
+    await finish(part);
     await fsp.rename(part, dest);
   }
+  const served = options.sidecarName ?? path.posix.basename(new URL(url).pathname);
   await writeFileAtomic(sidecar, `${sha256}  ${served}\n`);
-  return {
-    name: entry.name,
-    path: dest,
+  return { path: dest, url, sha256, verified: expected !== undefined, bytes, resumed, cached: false };
+}
+
+async function checkMagic(file: string, url: string): Promise<void> {
+  const fh = await fsp.open(file, 'r');
+  const head = Buffer.alloc(4);
+  try {
+    await fh.read(head, 0, 4, 0);
+  } finally {
+    await fh.close();
+  }
+  if (head.readInt32LE(0) !== FASTTEXT_MAGIC) {
+    throw new LidError(
+      'not-a-fasttext-model',
+      `${url} did not deliver a fastText model (no fastText magic number at the start); the file was removed — check the URL`,
+    );
+  }
+}
+
+/**
+ * Downloads a known model into the cache and returns its path, with {@link downloadFile}: resumable (HTTP
+ * Range), verified (sha256 where an expected hash is known, size where known, the fastText magic number
+ * always), decompressed where served gzipped, renamed into place. The hash of what was served is recorded in
+ * `<file>.sha256`. Errors: `unknown-model`, `bad-sha256`, `download-failed`, `checksum-mismatch`,
+ * `size-mismatch`, `not-a-fasttext-model`.
+ */
+export async function downloadModel(name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const entry = knownModel(name);
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const served = path.posix.basename(new URL(entry.url).pathname);
+  const url =
+    options.url ?? (options.baseUrl ? `${options.baseUrl.replace(/\/+$/, '')}/${served}` : entry.url);
+  const expected = options.sha256 ?? entry.sha256;
+  const r = await downloadFile({
     url,
-    sha256,
-    verified: expected !== undefined,
-    bytes,
-    resumed,
-    cached: false,
-  };
+    dest: path.join(cacheDir, entry.fileName),
+    label: entry.name,
+    ...(expected !== undefined ? { sha256: expected } : {}),
+    ...(entry.size !== undefined && !options.url && !options.baseUrl ? { size: entry.size } : {}),
+    gunzip: entry.gzip,
+    verify: (file) => checkMagic(file, url),
+    sidecarName: served,
+    ...(options.force !== undefined ? { force: options.force } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  return { name: entry.name, ...r };
 }

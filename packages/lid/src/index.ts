@@ -2,12 +2,19 @@ export * from './codes.js';
 export {
   cachedModelPath,
   type DownloadableModel,
+  type DownloadErrorFactory,
+  type DownloadFileOptions,
+  type DownloadFileResult,
   type DownloadOptions,
   type DownloadResult,
   defaultCacheDir,
+  downloadFile,
   downloadModel,
+  isSha256,
   KNOWN_MODELS,
   type KnownModel,
+  readSha256Sidecar,
+  sha256File,
 } from './download.js';
 export * from './errors.js';
 export { fnv1a } from './fasttext/dictionary.js';

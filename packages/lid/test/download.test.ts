@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import {
   cachedModelPath,
   defaultCacheDir,
+  downloadFile,
   downloadModel,
   KNOWN_MODELS,
   LidError,
@@ -207,6 +208,49 @@ describe('downloadModel (local HTTP server)', function () {
       downloadModel('glotlid', { cacheDir, url: 'http://127.0.0.1:1/model.bin' }),
       'download-failed',
     );
+  });
+
+  it('downloadFile: the shared core raises the caller’s errors and removes what verify rejects', async () => {
+    class MyError extends Error {
+      constructor(
+        readonly code: string,
+        message: string,
+      ) {
+        super(message);
+      }
+    }
+    const dir = tempDir('dl-core');
+    files.set('/data.txt', { body: Buffer.from('hello') });
+    const dest = path.join(dir, 'sub', 'data.txt');
+    const makeError = (code: string, message: string) => new MyError(code, message);
+    const r = await downloadFile({ url: `${baseUrl}/data.txt`, dest, makeError });
+    expect(r).to.include({ path: dest, cached: false, verified: false, bytes: 5 });
+    expect(readFileSync(dest, 'utf8')).to.equal('hello');
+    expect(readFileSync(`${dest}.sha256`, 'utf8')).to.equal(`${sha(Buffer.from('hello'))}  data.txt\n`);
+    let caught: unknown;
+    try {
+      await downloadFile({ url: `${baseUrl}/missing.txt`, dest: path.join(dir, 'm.txt'), makeError });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).to.be.instanceOf(MyError);
+    expect((caught as MyError).code).to.equal('download-failed');
+    const other = path.join(dir, 'v.txt');
+    caught = undefined;
+    try {
+      await downloadFile({
+        url: `${baseUrl}/data.txt`,
+        dest: other,
+        verify: async () => {
+          throw new MyError('bad', 'not what I wanted');
+        },
+      });
+    } catch (e) {
+      caught = e;
+    }
+    expect((caught as MyError).code).to.equal('bad');
+    expect(existsSync(other)).to.equal(false);
+    expect(existsSync(`${other}.part`)).to.equal(false);
   });
 
   it('knows the public URLs and the default cache folder', () => {

@@ -131,7 +131,17 @@ for (const attention of ['host', 'tensor'] as const) {
       for (const s of [x, y, c]) s.dispose();
     });
 
-    it('refuses states of other adapters, empty selections and rows outside the batch', async () => {
+    it('can leave the logits behind (callers that sampled from them already)', async () => {
+      const a = await model.prefill([PROMPTS[0], PROMPTS[1]]);
+      const c = DecodeState.combine([{ state: a, rows: [1] }], { logits: false });
+      expect(c.logits.length).to.equal(0);
+      expect(c.batch).to.equal(1);
+      await c.decodeStep([42]);
+      expect(c.logits.length).to.equal(model.config.vocabSize);
+      c.dispose();
+    });
+
+    it('refuses empty selections and rows outside the batch', async () => {
       const a = await model.prefill([PROMPTS[0]]);
       const codes: string[] = [];
       for (const parts of [[], [{ state: a, rows: [] }], [{ state: a, rows: [1] }]]) {

@@ -81,6 +81,42 @@ export class AdamW {
     return { expAvg: s.expAvg, expAvgSq: s.expAvgSq };
   }
 
+  /** Parameters updated (in the order given). */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Restores the state a checkpoint saved: the update count and every parameter's moments (copied in). The
+   * parameters themselves are restored by their owner.
+   */
+  loadState(state: {
+    step: number;
+    expAvg: readonly Float32Array[];
+    expAvgSq: readonly Float32Array[];
+  }): void {
+    if (!Number.isSafeInteger(state.step) || state.step < 0) {
+      throw new SftError(
+        'SFT_BAD_STATE',
+        `AdamW state step must be a non-negative integer, got ${state.step}`,
+      );
+    }
+    if (state.expAvg.length !== this.slots.length || state.expAvgSq.length !== this.slots.length) {
+      throw new SftError(
+        'SFT_BAD_STATE',
+        `AdamW state has moments for ${state.expAvg.length} parameters, the optimizer has ${this.slots.length}`,
+      );
+    }
+    this.slots.forEach((s, i) => {
+      if (state.expAvg[i].length !== s.param.length || state.expAvgSq[i].length !== s.param.length) {
+        throw new SftError('SFT_BAD_STATE', `AdamW state of parameter ${i} has the wrong size`);
+      }
+      s.expAvg.set(state.expAvg[i]);
+      s.expAvgSq.set(state.expAvgSq[i]);
+    });
+    this.t = state.step;
+  }
+
   /** One update with `grads` (one per parameter, in order) at learning rate `lr` (from a schedule). */
   step(grads: readonly Float32Array[], lr = this.lr): void {
     if (grads.length !== this.slots.length) {

@@ -194,3 +194,20 @@ export function xquadContainment(
     ? 1
     : 0;
 }
+
+/** Leading whitespace and quotation marks before an answer. */
+const LEADING_QUOTES_RE = /^[\s"'`“”„‟«»‹›‘’‚‛「」『』＂＇]+/u;
+/** Where a quoted answer ends: a closing quotation mark or a line break. */
+const ANSWER_END_RE = /["`“”„‟«»‹›「」『』＂\n]/u;
+
+/**
+ * The answer span of a generated XQuAD response, for SQuAD exact match and F1: the prompt opens a quotation, so
+ * the answer is the text up to the closing quote — leading whitespace and quotes removed, the text cut at the
+ * first quotation mark (`"`, `“ ”`, `„`, `« »`, `「 」`, …; not the apostrophe-like `'` `’`) or line break, then
+ * cleaned as {@link cleanXquadResponse} cleans (lead-in phrases, an echo of the question).
+ */
+export function xquadAnswerSpan(response: string, options: XquadCleanOptions = {}): string {
+  const text = response.normalize('NFC').replace(LEADING_QUOTES_RE, '');
+  const end = text.search(ANSWER_END_RE);
+  return cleanXquadResponse(end >= 0 ? text.slice(0, end) : text, options);
+}

@@ -18,7 +18,8 @@ import {
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { type Io, processIo } from '../io.js';
-import { planned } from '../planned.js';
+import { registerRun } from './infer-run.js';
+import { registerServe } from './infer-serve.js';
 
 interface CommonOptions {
   model: string;
@@ -65,7 +66,7 @@ const FLAG_OF: Record<string, string> = {
   logprobs: '--logprobs',
 };
 
-function intArg(name: string, min: number) {
+export function intArg(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isSafeInteger(n) || n < min) {
@@ -75,7 +76,7 @@ function intArg(name: string, min: number) {
   };
 }
 
-function seedArg(v: string): number {
+export function seedArg(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isSafeInteger(n)) {
     throw new InvalidArgumentError(`the seed must be an integer, got ${JSON.stringify(v)}`);
@@ -83,7 +84,7 @@ function seedArg(v: string): number {
   return n;
 }
 
-function numArg(v: string): number {
+export function numArg(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n))
     throw new InvalidArgumentError(`not a number: ${JSON.stringify(v)}`);
@@ -164,13 +165,8 @@ export function registerInfer(program: Command, io: Io): void {
       await runGenerate(opts, io);
     });
 
-  planned(infer, 'serve', 'OpenAI-compatible HTTP server over the local engine', 6);
-  planned(
-    infer,
-    'run',
-    "The paper's inference.py: resumable benchmark runs over a local or remote engine",
-    6,
-  );
+  registerServe(infer, io);
+  registerRun(infer, io);
 }
 
 // -----------------------------------------------------------------------------------------------------------------
@@ -246,7 +242,7 @@ async function loadEngine(opts: CommonOptions, seed?: number): Promise<LocalEngi
   });
 }
 
-function progressFor(io: Io, total: number, label: string): Progress {
+export function progressFor(io: Io, total: number, label: string): Progress {
   const stream: ProgressStream =
     io === processIo
       ? process.stderr

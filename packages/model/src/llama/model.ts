@@ -202,9 +202,14 @@ export class DecodeState {
    * the unfinished rows of a running batch followed by newly prefilled prompts. Every row keeps its KV cache,
    * position and last logits (see `combineCaches`: caches are aligned at their last slot, leading slots no kept row
    * uses are dropped), so decoding continues exactly as it would have in the row's own batch. The parts must come
-   * from the same model and adapter and are disposed (their caches were copied).
+   * from the same model and adapter and are disposed (their caches were copied). With `{ logits: false }` the last
+   * logits are not carried over (a caller that has already sampled from them saves the copy); `logits` is then empty
+   * until the next decodeStep.
    */
-  static combine(parts: readonly { state: DecodeState; rows?: readonly number[] }[]): DecodeState {
+  static combine(
+    parts: readonly { state: DecodeState; rows?: readonly number[] }[],
+    opts: { logits?: boolean } = {},
+  ): DecodeState {
     if (parts.length === 0) throw inputError('EMPTY_BATCH', 'DecodeState.combine got no states');
     const { model, lora } = parts[0].state;
     const picked = parts.map(({ state, rows }) => {
@@ -235,9 +240,10 @@ export class DecodeState {
     if (total === 0) throw inputError('EMPTY_BATCH', 'DecodeState.combine: no rows to keep');
     const cache = combineCaches(picked.map(({ state, rows }) => ({ cache: state.cache, rows })));
     const V = model.config.vocabSize;
-    const logits = new Float32Array(total * V);
+    const keep = opts.logits ?? true;
+    const logits = new Float32Array(keep ? total * V : 0);
     let b = 0;
-    for (const { state, rows } of picked) {
+    for (const { state, rows } of keep ? picked : []) {
       for (const r of rows) logits.set(state.logits.subarray(r * V, (r + 1) * V), V * b++);
     }
     const combined = new DecodeState(model, cache, lora, logits);

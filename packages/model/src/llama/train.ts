@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Checkpoint } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { PolyglotError } from '../errors.js';
-import { MASKED } from './attention.js';
+import { hostData, MASKED } from './attention.js';
 import { type BackendName, initBackend, switchBackendSync } from './backend.js';
 import { RopeTable } from './rope.js';
 import {
@@ -148,15 +148,35 @@ interface LayerSaved {
   h: T2;
   r1: T2;
   lin: Partial<Record<Projection, LinSaved>>;
-  qh: T3;
-  kh: T3;
-  vh: T3;
-  probs: T3;
+  /** Per (row, key/value head): the scaled, rotated queries transposed [d, group·T], keys [T, d], values
+   * transposed [d, T] and attention probabilities [group·T, T]. */
+  qT: T2[];
+  ks: T2[];
+  vT: T2[];
+  probs: T2[];
   h1: T2;
   r2: T2;
   gate: T2;
   up: T2;
   sig: T2;
+}
+
+/** Logit values per chunk of LM-head rows (16 MiB of float32). */
+const HEAD_CHUNK_VALUES = 1 << 22;
+/** Vocabulary block of the LM head's input gradient on wasm. */
+const HEAD_BLOCK = 4096;
+
+/** −log_softmax(row r of logits)[target] in float64 (for probabilities below float32's good range). */
+function exactNll(logits: T2, r: number, target: number): number {
+  const V = logits.shape[1];
+  const row = tf.tidy(() => tf.slice(logits, [r, 0], [1, V]));
+  const v = row.dataSync();
+  row.dispose();
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < V; i++) if (v[i] > max) max = v[i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(v[i] - max);
+  return Math.log(sum) + max - v[target];
 }
 
 function trainError(code: string, message: string): PolyglotError {
@@ -204,6 +224,8 @@ export class LlamaLoraTrainer {
   readonly targets: readonly LoraTargetInfo[];
   private readonly embed: T2;
   private readonly lmHead: LinearW;
+  /** wasm: the LM head transposed, in vocabulary blocks `[block, hidden]`, for its input gradient. */
+  private readonly headBlocks: T2[];
   private readonly finalNorm: tf.Tensor1D;
   private readonly layers: LayerW[];
   private readonly rope: RopeTable;
@@ -218,6 +240,7 @@ export class LlamaLoraTrainer {
     targets: LoraTargetInfo[];
     embed: T2;
     lmHead: LinearW;
+    headBlocks: T2[];
     finalNorm: tf.Tensor1D;
     layers: LayerW[];
   }) {
@@ -226,6 +249,7 @@ export class LlamaLoraTrainer {
     this.targets = args.targets;
     this.embed = args.embed;
     this.lmHead = args.lmHead;
+    this.headBlocks = args.headBlocks;
     this.finalNorm = args.finalNorm;
     this.layers = args.layers;
     this.rope = new RopeTable({
@@ -350,7 +374,23 @@ export class LlamaLoraTrainer {
           backend,
           targets,
           embed: weights.embed,
-          lmHead: { w: weights.lmHead, wt: transposed(weights.lmHead), bias: null },
+          lmHead: { w: weights.lmHead, wt: null, bias: null },
+          headBlocks: wasm
+            ? tf
+                .tidy(() => {
+                  const V = config.vocabSize;
+                  const blocks: T2[] = [];
+                  for (let s = 0; s < V; s += HEAD_BLOCK) {
+                    const n = Math.min(HEAD_BLOCK, V - s);
+                    blocks.push(tf.transpose(tf.slice(weights.lmHead, [0, s], [config.hiddenSize, n])));
+                  }
+                  return blocks;
+                })
+                .map((t) => {
+                  created.push(t);
+                  return t;
+                })
+            : [],
           finalNorm: weights.finalNorm,
           layers,
         });
@@ -499,9 +539,11 @@ export class LlamaLoraTrainer {
       const d = c.headDim;
       const cos = tf.tensor3d(full.cos, [N, 1, d]);
       const sin = tf.tensor3d(full.sin, [N, 1, d]);
-      const addMask = tf.tensor4d(mask, [B, 1, T, T]);
-      consts.push(cos, sin, addMask);
-      const env: Env = { B, T, cos, sin, addMask, dropout, dropSeed, keep: grads !== undefined };
+      const masks = Array.from({ length: B }, (_, b) =>
+        tf.tensor3d(mask.subarray(b * T * T, (b + 1) * T * T), [1, T, T]),
+      );
+      consts.push(cos, sin, ...masks);
+      const env: Env = { B, T, cos, sin, masks, dropout, dropSeed, keep: grads !== undefined };
 
       let h: T2 = tf.tidy(() => tf.gather(this.embed, tf.tensor1d(ids, 'int32')));
       for (let l = 0; l < c.numHiddenLayers; l++) {
@@ -516,9 +558,11 @@ export class LlamaLoraTrainer {
       hf = nf.y;
       rF = nf.r;
 
-      // LM head and loss over the trained rows, in chunks (the logits of all rows at once can be large).
+      // LM head and loss over the trained rows, in chunks (the logits of all rows at once can be large):
+      // p = softmax(logits) (the row maximum subtracted, float32), loss = −log p[target] summed in float64,
+      // dL/dlogits = (p − onehot) · gradScale.
       const V = c.vocabSize;
-      const chunk = Math.max(1, Math.floor((1 << 22) / V));
+      const chunk = Math.max(1, Math.floor(HEAD_CHUNK_VALUES / V));
       let lossSum = 0;
       const dRows: T2[] = [];
       let tb = 0;
@@ -526,50 +570,44 @@ export class LlamaLoraTrainer {
         const rowIdx = rows.slice(s, s + chunk);
         const tgt = targets.slice(s, s + chunk);
         const C = rowIdx.length;
-        const { e, z, sum } = tf.tidy(() => {
+        const { logits, probs } = tf.tidy(() => {
           const x = tf.gather(hf!, tf.tensor1d(rowIdx, 'int32'));
-          const logits = tf.matMul(x, this.lmHead.w);
-          const zz = tf.sub(logits, tf.max(logits, 1, true));
-          const ee = tf.exp(zz);
-          return { e: ee, z: zz, sum: tf.sum(ee, 1) };
+          const lg = tf.matMul(x, this.lmHead.w) as T2;
+          return { logits: lg, probs: tf.softmax(lg) as T2 };
         });
-        const picked = tf.tidy(() =>
-          tf.gather(
-            tf.reshape(z, [-1]),
-            tf.tensor1d(
-              tgt.map((t, r) => r * V + t),
-              'int32',
-            ),
-          ),
-        );
-        z.dispose();
-        const sums = sum.dataSync();
-        const zt = picked.dataSync();
-        picked.dispose();
-        for (let r = 0; r < C; r++) lossSum += Math.log(sums[r]) - zt[r];
-        if (grads) {
-          const tg = performance.now();
-          dRows.push(
-            tf.tidy(() => {
-              const p = tf.div(e, tf.reshape(sum, [C, 1]));
-              // One-hot rows by scatter (the wasm backend's OneHot kernel returns zeros for float32).
-              const onehot = tf.scatterND(
-                tf.tensor2d(
-                  tgt.map((t, r) => [r, t]),
-                  [C, 2],
-                  'int32',
-                ),
-                tf.ones([C], 'float32'),
-                [C, V],
-              );
-              const g = tf.mul(tf.sub(p, onehot), gradScale) as T2;
-              return this.linearInputGrad(g, this.lmHead);
-            }),
-          );
-          tb += performance.now() - tg;
+        try {
+          const flat = tgt.map((t, r) => r * V + t);
+          const picked = tf.tidy(() => tf.gather(tf.reshape(probs, [-1]), tf.tensor1d(flat, 'int32')));
+          const pt = picked.dataSync();
+          picked.dispose();
+          for (let r = 0; r < C; r++) {
+            // A probability that float32 cannot resolve well: the row's log-softmax in float64 instead.
+            lossSum += pt[r] > 1e-30 ? -Math.log(pt[r]) : exactNll(logits, r, tgt[r]);
+          }
+          if (grads) {
+            const tg = performance.now();
+            dRows.push(
+              tf.tidy(() => {
+                // dL/dlogits = (p − onehot(target)) · gradScale: p with p[target] − 1 written in (the wasm backend's
+                // OneHot kernel returns zeros for float32), scaled before the product as torch's backward does.
+                const g = tf.tensorScatterUpdate(
+                  probs,
+                  tf.tensor2d(
+                    tgt.map((t, r) => [r, t]),
+                    [C, 2],
+                    'int32',
+                  ),
+                  tf.tensor1d(Float32Array.from(pt, (v) => v - 1)),
+                ) as T2;
+                return this.headInputGrad(tf.mul(g, gradScale) as T2);
+              }),
+            );
+            tb += performance.now() - tg;
+          }
+        } finally {
+          logits.dispose();
+          probs.dispose();
         }
-        e.dispose();
-        sum.dispose();
       }
       if (timings) timings.forwardMs += performance.now() - t0 - tb;
       if (!grads) return { lossSum, tokens: rows.length };
@@ -618,6 +656,7 @@ export class LlamaLoraTrainer {
     this.disposeLora();
     this.embed.dispose();
     this.finalNorm.dispose();
+    for (const t of this.headBlocks) t.dispose();
     for (const lin of [this.lmHead, ...this.layers.flatMap((l) => Object.values(l.proj))]) {
       lin.w.dispose();
       lin.wt?.dispose();
@@ -657,21 +696,33 @@ export class LlamaLoraTrainer {
     return tf.matMul(ta ? tf.transpose(a) : a, tb ? tf.transpose(b) : b);
   }
 
-  /** Batched a·b; on wasm one 2-D product per batch entry (its fast GEMM takes no batch dimension). */
-  private bmm(a: T3, b: T3, ta = false, tb = false): T3 {
-    if (!this.wasm) return tf.matMul(a, b, ta, tb);
-    const A = ta ? tf.transpose(a, [0, 2, 1]) : a;
-    const Bt = tb ? tf.transpose(b, [0, 2, 1]) : b;
-    const [n, m, k] = A.shape;
-    const cols = Bt.shape[2];
-    // tf.unstack is slow on wasm (its Unpack kernel); slices are plain copies.
-    const outs: T2[] = [];
-    for (let i = 0; i < n; i++) {
-      const ai = tf.reshape(tf.slice(A, [i, 0, 0], [1, m, k]), [m, k]) as T2;
-      const bi = tf.reshape(tf.slice(Bt, [i, 0, 0], [1, k, cols]), [k, cols]) as T2;
-      outs.push(tf.matMul(ai, bi));
+  /**
+   * The matrices of a [n, m, k] tensor. On wasm through one host copy: its Slice and Unpack kernels copy the whole
+   * input for every piece they cut.
+   */
+  private unstack3(x: T3): T2[] {
+    const [n, m, k] = x.shape;
+    if (!this.wasm) return tf.unstack(x) as T2[];
+    const all = hostData(x).slice();
+    const out: T2[] = [];
+    for (let i = 0; i < n; i++) out.push(tf.tensor2d(all.subarray(i * m * k, (i + 1) * m * k), [m, k]));
+    return out;
+  }
+
+  /** Column blocks of a [rows, cols] tensor (widths `sizes`); on wasm through one host copy (see unstack3). */
+  private splitColumns(x: T2, sizes: number[]): T2[] {
+    if (!this.wasm) return tf.split(x, sizes, 1) as T2[];
+    const [rows, cols] = x.shape;
+    const all = hostData(x).slice();
+    const out: T2[] = [];
+    let off = 0;
+    for (const n of sizes) {
+      const blk = new Float32Array(rows * n);
+      for (let r = 0; r < rows; r++) blk.set(all.subarray(r * cols + off, r * cols + off + n), r * n);
+      out.push(tf.tensor2d(blk, [rows, n]));
+      off += n;
     }
-    return tf.stack(outs) as T3;
+    return out;
   }
 
   /** transformers' LlamaRMSNorm; also returns rsqrt(mean(x²) + eps) `[N, 1]` for the backward pass. */
@@ -695,6 +746,24 @@ export class LlamaLoraTrainer {
   /** The transpose of ropeApply: dy·cos − rotate_half(dy·sin). */
   private ropeGrad(dy: T3, cos: T3, sin: T3): T3 {
     return tf.sub(tf.mul(dy, cos), rotateHalf(tf.mul(dy, sin)));
+  }
+
+  /**
+   * dL/dx of the LM head from dL/dlogits. On wasm by vocabulary blocks: XNNPACK's GEMM over the whole vocabulary
+   * as the inner dimension loses its cache locality.
+   */
+  private headInputGrad(g: T2): T2 {
+    if (this.headBlocks.length === 0) return this.linearInputGrad(g, this.lmHead);
+    const parts = this.splitColumns(
+      g,
+      this.headBlocks.map((b) => b.shape[0]),
+    );
+    let acc: T2 | null = null;
+    for (const [i, blk] of this.headBlocks.entries()) {
+      const part = tf.matMul(parts[i], blk) as T2;
+      acc = acc ? (tf.add(acc, part) as T2) : part;
+    }
+    return acc!;
   }
 
   /** dL/dx of x·W from dL/dy. */
@@ -781,25 +850,33 @@ export class LlamaLoraTrainer {
       const scale = 1 / Math.sqrt(d);
       const qr = tf.mul(this.ropeApply(tf.reshape(q, [N, nH, d]), env.cos, env.sin), scale);
       const kr = this.ropeApply(tf.reshape(k, [N, nKV, d]), env.cos, env.sin);
-      // [B·kvHeads, group·T, d]: rows (j, t) of query heads kv·group + j.
-      const qh = tf.reshape(tf.transpose(tf.reshape(qr, [B, T, nH, d]), [0, 2, 1, 3]), [
-        B * nKV,
-        group * T,
-        d,
-      ]) as T3;
-      const kh = tf.reshape(tf.transpose(tf.reshape(kr, [B, T, nKV, d]), [0, 2, 1, 3]), [
-        B * nKV,
-        T,
-        d,
-      ]) as T3;
-      const vh = tf.reshape(tf.transpose(tf.reshape(v, [B, T, nKV, d]), [0, 2, 1, 3]), [
-        B * nKV,
-        T,
-        d,
-      ]) as T3;
-      const scores = tf.reshape(this.bmm(qh, kh, false, true), [B, nH, T, T]);
-      const probs = tf.reshape(tf.softmax(tf.add(scores, env.addMask)), [B * nKV, group * T, T]) as T3;
-      const ctx = this.bmm(probs, vh); // [B·kv, group·T, d] = [B, heads, T, d]
+      // Per (row b, key/value head kv), index b·kvHeads + kv, as 2-D matrices: Q [group·T, d] with rows (j, t)
+      // of query heads kv·group + j, K and V [T, d], and their transposes where a product needs them.
+      const q4 = tf.reshape(qr, [B, T, nH, d]);
+      const k4 = tf.reshape(kr, [B, T, nKV, d]);
+      const v4 = tf.reshape(v, [B, T, nKV, d]);
+      const q3 = tf.reshape(tf.transpose(q4, [0, 2, 1, 3]), [B * nKV, group * T, d]) as T3;
+      const qs = this.unstack3(q3);
+      const qT = this.unstack3(tf.transpose(q3, [0, 2, 1]) as T3);
+      const kT = this.unstack3(tf.reshape(tf.transpose(k4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
+      // Keys scaled by 1/√d for the query gradient dQ = dS · K / √d.
+      const ks = this.unstack3(
+        tf.mul(tf.reshape(tf.transpose(k4, [0, 2, 1, 3]), [B * nKV, T, d]), scale) as T3,
+      );
+      const vs = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 1, 3]), [B * nKV, T, d]) as T3);
+      const vT = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
+      const probs: T2[] = [];
+      const ctxs: T2[] = [];
+      for (let i = 0; i < B * nKV; i++) {
+        const scores = tf.reshape(tf.matMul(qs[i], kT[i]), [group, T, T]);
+        const p = tf.reshape(tf.softmax(tf.add(scores, env.masks[Math.floor(i / nKV)])), [
+          group * T,
+          T,
+        ]) as T2;
+        probs.push(p);
+        ctxs.push(tf.matMul(p, vs[i]));
+      }
+      const ctx = tf.stack(ctxs); // [B·kv, group·T, d] = [B, heads, T, d]
       const attn = tf.reshape(tf.transpose(tf.reshape(ctx, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH * d]) as T2;
       const h1 = tf.add(h, this.linearForward(l, 'o_proj', attn, env, lin)) as T2;
       const n2 = this.rmsNorm(h1, w.postNorm);
@@ -809,7 +886,7 @@ export class LlamaLoraTrainer {
       const act = tf.mul(tf.mul(gate, sig), up) as T2;
       const hOut = tf.add(h1, this.linearForward(l, 'down_proj', act, env, lin)) as T2;
       const saved: LayerSaved | null = lin
-        ? { h, r1: n1.r, lin, qh, kh, vh, probs, h1, r2: n2.r, gate, up, sig }
+        ? { h, r1: n1.r, lin, qT, ks, vT, probs, h1, r2: n2.r, gate, up, sig }
         : null;
       return { hOut, saved } as unknown as tf.TensorContainer;
     }) as unknown as { hOut: T2; saved: LayerSaved | null };
@@ -852,17 +929,30 @@ export class LlamaLoraTrainer {
         group * T,
         d,
       ]) as T3;
-      const dV = this.bmm(s.probs, dCtx, true, false); // [B·kv, T, d]
-      const dP = this.bmm(dCtx, s.vh, false, true); // [B·kv, group·T, T]
-      const dS = tf.mul(s.probs, tf.sub(dP, tf.sum(tf.mul(dP, s.probs), -1, true))) as T3;
-      const scale = 1 / Math.sqrt(d);
-      const dQ = tf.mul(this.bmm(dS, s.kh), scale) as T3; // [B·kv, group·T, d]
-      const dK = this.bmm(dS, s.qh, true, false); // [B·kv, T, d]; qh holds the scaled queries
-      const toRows = (x: T3, heads: number): T3 =>
-        tf.reshape(tf.transpose(tf.reshape(x, [B, heads, T, d]), [0, 2, 1, 3]), [N, heads, d]) as T3;
-      const dq = tf.reshape(this.ropeGrad(toRows(dQ, nH), env.cos, env.sin), [N, nH * d]) as T2;
-      const dk = tf.reshape(this.ropeGrad(toRows(dK, nKV), env.cos, env.sin), [N, nKV * d]) as T2;
-      const dv = tf.reshape(toRows(dV, nKV), [N, nKV * d]) as T2;
+      const dOs = this.unstack3(dCtx);
+      const dOT = this.unstack3(tf.transpose(dCtx, [0, 2, 1]) as T3);
+      const dQs: T2[] = [];
+      const dKT: T2[] = [];
+      const dVT: T2[] = [];
+      for (let i = 0; i < B * nKV; i++) {
+        const p = s.probs[i];
+        dVT.push(tf.matMul(dOT[i], p)); // dV^T = dO^T P  [d, T]
+        const dP = tf.matMul(dOs[i], s.vT[i]); // [group·T, T]
+        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as T2;
+        dQs.push(tf.matMul(dS, s.ks[i])); // [group·T, d]; the keys carry the 1/√d
+        dKT.push(tf.matMul(s.qT[i], dS)); // dK^T = Q^T dS  [d, T] (the queries are scaled already)
+      }
+      // Back to token rows [N, heads, d].
+      const dQ = tf.reshape(tf.transpose(tf.reshape(tf.stack(dQs), [B, nH, T, d]), [0, 2, 1, 3]), [
+        N,
+        nH,
+        d,
+      ]) as T3;
+      const fromT = (xs: T2[]): T3 =>
+        tf.reshape(tf.transpose(tf.reshape(tf.stack(xs), [B, nKV, d, T]), [0, 3, 1, 2]), [N, nKV, d]) as T3;
+      const dq = tf.reshape(this.ropeGrad(dQ, env.cos, env.sin), [N, nH * d]) as T2;
+      const dk = tf.reshape(this.ropeGrad(fromT(dKT), env.cos, env.sin), [N, nKV * d]) as T2;
+      const dv = tf.reshape(fromT(dVT), [N, nKV * d]) as T2;
       const dxq = this.linearBackward(l, 'q_proj', dq, s.lin, grads, needInput);
       const dxk = this.linearBackward(l, 'k_proj', dk, s.lin, grads, needInput);
       const dxv = this.linearBackward(l, 'v_proj', dv, s.lin, grads, needInput);
@@ -878,7 +968,8 @@ interface Env {
   T: number;
   cos: T3;
   sin: T3;
-  addMask: tf.Tensor4D;
+  /** Per row: the additive causal/segment mask [1, T, T]. */
+  masks: T3[];
   dropout: number;
   dropSeed: number;
   keep: boolean;
@@ -893,7 +984,7 @@ function rotateHalf(x: T3): T3 {
 }
 
 function disposeSaved(s: LayerSaved): void {
-  const ts: tf.Tensor[] = [s.h, s.r1, s.qh, s.kh, s.vh, s.probs, s.h1, s.r2, s.gate, s.up, s.sig];
+  const ts: tf.Tensor[] = [s.h, s.r1, ...s.qT, ...s.ks, ...s.vT, ...s.probs, s.h1, s.r2, s.gate, s.up, s.sig];
   for (const lin of Object.values(s.lin)) {
     if (!lin) continue;
     ts.push(lin.xd, lin.u);
