@@ -24,7 +24,7 @@ export type MixStrategy =
       /**
        * `mono` (English only), `multi-K` (English plus the first K−1 languages of `order`; `multi-1` is
        * mono), `loo-XX` (English plus every language of `order` but XX), or `all` (every input record, the
-       * paper's Multi-Guanaco).
+       * paper's Multi-Guanaco, whatever its tag or confidence).
        */
       mix: string;
       /** Size of the mix (default 3,200). English fills what the other languages leave. */
@@ -360,7 +360,7 @@ export function buildMix(
 
   let picked: number[];
   if (isAll) {
-    picked = minConfidence === null ? allIndices : allIndices.filter((i) => isUsable(records[i]!));
+    picked = allIndices; // the paper's Multi-Guanaco: the whole set, whatever the tags say
   } else {
     picked = [];
     for (const p of plan) {
@@ -391,11 +391,6 @@ export function buildMix(
     excluded: { untagged, belowConfidence: sortedRecord(below) },
     options: { langField, probField, minConfidence, replacement, order },
   };
-
-  function isUsable(rec: JsonObject): boolean {
-    const prob = rec[probField];
-    return !(typeof prob === 'number' && minConfidence !== null && prob < minConfidence);
-  }
 }
 
 function sortedRecord(r: Record<string, number>): Record<string, number> {

@@ -59,18 +59,37 @@ try {
   // warm-up: JIT, connection set-up, SQLite
   await run(8, path.join(tmp, 'warm.sqlite'), path.join(tmp, 'warm'));
 
+  const loadBefore = os.loadavg();
   const times = new Map<number, number>();
+  const all = new Map<number, number[]>();
+  let cpuPerRequest = 0;
   for (const c of LEVELS) {
-    const r = await run(c, path.join(tmp, `c${c}.sqlite`), path.join(tmp, `c${c}`));
-    if (r.requests !== N) throw new Error(`concurrency ${c}: ${r.requests} requests`);
-    times.set(c, r.secs);
-    console.log(`concurrency ${c}: ${r.secs.toFixed(2)} s`);
+    // concurrency 1 takes ~50 s: once; the others: the median of 3 (the machine is shared)
+    const reps = c === 1 ? 1 : 3;
+    const secs: number[] = [];
+    for (let k = 0; k < reps; k++) {
+      const cpu0 = process.cpuUsage();
+      const r = await run(c, path.join(tmp, `c${c}-${k}.sqlite`), path.join(tmp, `c${c}-${k}`));
+      const cpu = process.cpuUsage(cpu0);
+      if (c === 32) cpuPerRequest = Math.max(cpuPerRequest, (cpu.user + cpu.system) / 1000 / N);
+      if (r.requests !== N) throw new Error(`concurrency ${c}: ${r.requests} requests`);
+      secs.push(r.secs);
+      console.log(`concurrency ${c}: ${r.secs.toFixed(2)} s`);
+    }
+    all.set(c, secs);
+    times.set(c, [...secs].sort((a, b) => a - b)[Math.floor(secs.length / 2)]!);
   }
-  // rerun from the cache of the last run, into a fresh output folder: every answer from SQLite
-  const cached = await run(32, path.join(tmp, 'c32.sqlite'), path.join(tmp, 'rerun'));
-  if (cached.requests !== 0 || cached.cacheHits !== N) throw new Error('the rerun sent requests');
+  // rerun from the cache of a finished run, into a fresh output folder: every answer from SQLite
+  const cachedRuns = [];
+  for (let k = 0; k < 3; k++) {
+    const r = await run(32, path.join(tmp, 'c32-0.sqlite'), path.join(tmp, `rerun-${k}`));
+    if (r.requests !== 0 || r.cacheHits !== N) throw new Error('the rerun sent requests');
+    cachedRuns.push(r);
+  }
+  const cached = [...cachedRuns].sort((a, b) => a.secs - b.secs)[1]!;
   // rerun over the finished output: nothing left to do
-  const resumed = await run(32, path.join(tmp, 'c32.sqlite'), path.join(tmp, 'rerun'));
+  const resumed = await run(32, path.join(tmp, 'c32-0.sqlite'), path.join(tmp, 'rerun-0'));
+  const loadAfter = os.loadavg();
 
   const t1 = times.get(1)!;
   const figures: Figure[] = [];
@@ -84,9 +103,12 @@ try {
       comparison:
         c === 1
           ? `ideal ${((N * DELAY_MS) / 1000).toFixed(1)} s (${N} × ${DELAY_MS} ms); ${(N / secs).toFixed(1)} items/s`
-          : `ideal ${((N * DELAY_MS) / 1000 / c).toFixed(2)} s; speed-up ${speedup.toFixed(2)}× of ${c}× = ${(
-              (100 * speedup) / c
-            ).toFixed(0)} % of ideal (target ≥ 90 %); ${(N / secs).toFixed(0)} items/s`,
+          : `speed-up ${speedup.toFixed(2)}× of ${c}× = ${((100 * speedup) / c).toFixed(0)} % of ideal (target ≥ 90 %); ` +
+            `${((100 * (N * DELAY_MS)) / 1000 / c / secs).toFixed(0)} % of the absolute ideal ${((N * DELAY_MS) / 1000 / c).toFixed(2)} s; ` +
+            `${(N / secs).toFixed(0)} items/s; runs ${all
+              .get(c)!
+              .map((x) => x.toFixed(2))
+              .join(', ')} s`,
     });
   }
   figures.push({
@@ -94,6 +116,13 @@ try {
     value: cached.secs,
     unit: 's',
     comparison: `${(N / cached.secs).toFixed(0)} items/s; ${(times.get(32)! / cached.secs).toFixed(1)}× faster than judging at concurrency 32`,
+  });
+  figures.push({
+    figure: 'client CPU per request at concurrency 32',
+    value: cpuPerRequest,
+    unit: 'ms',
+    comparison:
+      'prompt, cache look-up, openai client and HTTP, parse, cache insert, output line (worst of 3 runs)',
   });
   figures.push({
     figure: `rerun over the finished output (nothing to do)`,
@@ -108,7 +137,8 @@ try {
     notes: [
       'The scripted OpenAI-compatible judge (tools/judge-server.ts) runs in its own Node process on 127.0.0.1 and answers every chat request after 50 ms; the judge client is the openai package (keep-alive connections) with a fresh SQLite cache per level.',
       'Each run: read and sample the JSONL, build the helpfulness prompt, one request per item, parse the JSON answer, insert into the cache, append the output line; finally the output is rewritten in sample order.',
-      'Speed-up = wall time at concurrency 1 / wall time at concurrency c; ideal = c. One warm-up run (concurrency 8) before the timed runs; single timed runs on a 2-core machine shared with other jobs.',
+      'Speed-up = wall time at concurrency 1 / wall time at concurrency c; ideal = c. The absolute ideal is 1,000 × 50 ms / c (no time but the judge’s). One warm-up run (concurrency 8) before the timed runs; concurrency 1 once, 8 and 32 the median of 3, the cache rerun the median of 3.',
+      `2-core machine shared with other jobs: load average (1 min) ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after; at concurrency 32 the client and the judge process need about a core between them, so other load shows up there first.`,
     ],
   });
 } finally {

@@ -174,6 +174,27 @@ describe('training runs (tiny-llama, wasm)', function () {
     expect(strip(logLines(b))).to.deep.equal(strip(logLines(a)));
   });
 
+  it('--epochs: the Trainer\'s step count (the last short accumulation window still updates)', async () => {
+    // 40 examples, batch 8: 5 batches per epoch, windows of 2 → 3 updates per epoch; 2 epochs → 6.
+    const s = await train({
+      model: base,
+      data: evalFile,
+      out: path.join(tmp, 'epochs'),
+      backend: 'wasm',
+      loraR: 2,
+      epochs: 2,
+      batchSize: 8,
+      gradAccum: 2,
+      saveSteps: 0,
+    });
+    expect(s.steps).to.equal(6);
+    const lines = logLines(path.join(tmp, 'epochs')).filter((l) => 'loss' in l);
+    expect(lines.map((l) => l.target_tokens)).to.have.length(6);
+    // Windows of 2, 2, 1 batches per epoch: the third update of each epoch has the tokens of one batch only.
+    expect(lines[2].tokens).to.be.below(lines[1].tokens);
+    expect(lines.at(-1)!.epoch).to.equal(2);
+  });
+
   it('refuses: unknown target modules, an adapter for another model, resuming with other arguments', async () => {
     await expectCode(
       train({
