@@ -139,6 +139,11 @@ describe('polyglot sft', function () {
       readFileSync(path.join(whole, 'adapter_config.json'), 'utf8'),
     );
     expect(logWithoutTimes(killed)).to.deep.equal(logWithoutTimes(whole));
+
+    // The adapter flows on: polyglot merge reads it.
+    const merged = polyglot('merge', '--base', base, '--adapter', whole, '--out', path.join(tmp, 'merged'));
+    expect(merged.code, merged.stderr).to.equal(0);
+    expect(merged.stdout).to.match(/merged 14 tensors/);
   });
 
   it('bad flags and bad data are one-line errors', async function () {

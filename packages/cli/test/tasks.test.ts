@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { scoreFor, startJudgeServer } from '../../../tools/judge-server.js';
 import { repoRoot, sharedPath } from '../../../tools/shared.js';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
@@ -317,6 +318,60 @@ describe('polyglot tasks', () => {
       lines(path.join(out, 'samples_xquad_en_de.jsonl')).map((x) => x.scores['exact_match,none']),
     ).to.deep.equal([1, 0]);
     expect(readJson(path.join(out, 'results.json')).config).to.deep.include({ engine: 'score' });
+  });
+
+  it('run: chat helpfulness through an OpenAI-compatible judge (the paper: temperature 0, seed 42)', async () => {
+    const judge = await startJudgeServer();
+    try {
+      const dir = path.join(tmp, 'judged');
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(
+          process.execPath,
+          [
+            bin,
+            'tasks',
+            'run',
+            '--task',
+            'chat',
+            '--langs',
+            'de',
+            '--seeds',
+            '0',
+            '--engine',
+            `local:${model}`,
+            '--backend',
+            'wasm',
+            '--output-dir',
+            dir,
+            '--data-dir',
+            data,
+            '--gen-kwargs',
+            'max_tokens=4',
+            '--judge-url',
+            judge.url,
+            '--judge-model',
+            'judge-x',
+            '--quiet',
+          ],
+          { cwd: repoRoot },
+        );
+        let stderr = '';
+        c.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        c.on('exit', (code) => resolve({ code, stderr }));
+      });
+      expect(r.code, r.stderr).to.equal(0);
+      const sent = judge.chat();
+      expect(sent).to.have.length(2);
+      expect(sent[0]!.body).to.deep.include({ model: 'judge-x', temperature: 0, seed: 42 });
+      const scores = sent.map((q) => scoreFor(q.body));
+      const res = readJson(path.join(dir, 'results.json'));
+      expect(res.results.chat_de['helpfulness,none']).to.be.closeTo((scores[0]! + scores[1]!) / 2, 1e-12);
+      expect(res.config.judge).to.equal(`judge-x @ ${judge.url}`);
+    } finally {
+      await judge.close();
+    }
   });
 
   it('says what is wrong in one line: unknown tasks, options, missing data, bad flags', () => {

@@ -2,6 +2,7 @@ export * from './batch.js';
 export * from './cache.js';
 export * from './client.js';
 export * from './errors.js';
+export { nodeFetch } from './fetch.js';
 export { canonicalJson, requestKey, sha256 } from './hash.js';
 export {
   type JsonRecord,

@@ -166,7 +166,13 @@ export function summarize(dir: string, opts: BootstrapOptions = {}): Summary {
   const files: FileScores[] = [];
   const pairwise: PairwiseRow[] = [];
   for (const file of listJsonl(dir)) {
-    const records = readJsonl(file).map((l) => l.value);
+    // one record per item (an interrupted --retry-failed run can leave an item twice: the last one counts)
+    const byItem = new Map<unknown, JsonRecord>();
+    readJsonl(file).forEach((l, i) => {
+      const item = (l.value.eval_meta as JsonRecord | undefined)?.item;
+      byItem.set(typeof item === 'number' ? item : `line ${i}`, l.value);
+    });
+    const records = [...byItem.values()];
     if (records.length === 0 || typeof records[0].eval_meta !== 'object') continue;
     const stem = path.basename(file, '.jsonl');
     const model = modelOf(dir, file);

@@ -464,10 +464,8 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
   return defineTask({
     name,
     version,
-    description:
-      typeof config.description === 'string' && !isJinja(config.description)
-        ? config.description.trim()
-        : `YAML task ${name}`,
+    // lm-evaluation-harness's `description` is a prompt prefix, not prose about the task.
+    description: `YAML task ${name}${typeof config.task_alias === 'string' ? ` (${config.task_alias})` : ''}`,
     outputType,
     languages: [],
     generation: params ? { params, seeds: [0] } : undefined,

@@ -131,7 +131,11 @@ export const chatTask: Task = defineTask({
   dataset: 'paper-alpaca-eval',
   async loadDocs(variant, ctx) {
     const lang = variant.lang!;
-    const names = [`alpaca_eval_instructions_${lang}.json`, `alpaca_eval_instructions_${lang}.jsonl`];
+    const names = [
+      `alpaca_eval_instructions_${lang}.json`,
+      `alpaca_eval_instructions_${lang}.jsonl`,
+      path.join('test_prompts', `${lang}.jsonl`),
+    ];
     if (lang === 'en') names.push('alpaca_eval.json', path.join('..', 'alpaca-eval', 'alpaca_eval.json'));
     const file = findDataFile(ctx.dataDir, names, `chat (${lang})`, HELP);
     return readInstructions(file, boolOption(ctx, OPTIONS, 'strip_quotes'));
