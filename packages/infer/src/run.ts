@@ -25,7 +25,15 @@ export const PAPER_SAMPLING: Readonly<GenerateParams> & { stop: string[] } = {
   stop: ['### Human:', '### Assistant:', '### Human', '### Assistant'],
 };
 /** Arguments that must equal those of the run being resumed. */
-const RESUME_KEYS = ['src_key', 'tgt_key', 'seed', 'batch_size', 'max_prompt_tokens', 'adapter', 'sampling'] as const;
+const RESUME_KEYS = [
+  'src_key',
+  'tgt_key',
+  'seed',
+  'batch_size',
+  'max_prompt_tokens',
+  'adapter',
+  'sampling',
+] as const;
 
 /** The paper's sampling seeds. */
 export const PAPER_SEEDS: readonly number[] = [0, 42, 723];

@@ -320,8 +320,11 @@ describe('RemoteEngine retries, back-off and errors (a fault-injecting loopback 
   it('a failing server is retried elsewhere; a dead one is held back', async () => {
     const broken = await start(() => error(500, 'broken'));
     const good = await start(() => completion('from the good one'));
+    // A port that was just free: nothing listens there (connection refused).
+    const gone = await new FlakyServer(() => completion('x')).start();
+    await gone.close();
     const engine = await RemoteEngine.connect({
-      endpoints: [broken.url, good.url, 'http://127.0.0.1:9'], // port 9: connection refused
+      endpoints: [broken.url, good.url, gone.url],
       model: 'm',
       backoff: { initialMs: 2000, maxMs: 2000, factor: 2 },
       sleep: async () => {

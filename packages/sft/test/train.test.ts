@@ -174,7 +174,7 @@ describe('training runs (tiny-llama, wasm)', function () {
     expect(strip(logLines(b))).to.deep.equal(strip(logLines(a)));
   });
 
-  it('--epochs: the Trainer\'s step count (the last short accumulation window still updates)', async () => {
+  it("--epochs: the Trainer's step count (the last short accumulation window still updates)", async () => {
     // 40 examples, batch 8: 5 batches per epoch, windows of 2 → 3 updates per epoch; 2 epochs → 6.
     const s = await train({
       model: base,
