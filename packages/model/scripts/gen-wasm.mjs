@@ -59,9 +59,7 @@ if (check) {
     current = readFileSync(tsFile, 'utf8');
   } catch {}
   if (current !== text) {
-    console.error(
-      `gen-wasm: ${tsFile} does not match ${watFile}; run \`pnpm -F @polyglot/model gen-wasm\``,
-    );
+    console.error(`gen-wasm: ${tsFile} does not match ${watFile}; run \`pnpm -F @polyglot/model gen-wasm\``);
     process.exit(1);
   }
   console.log(`gen-wasm: ${path.basename(tsFile)} matches ${path.basename(watFile)} (${wasm.length} bytes)`);
