@@ -7,7 +7,7 @@ import { registerJudge } from './commands/judge.js';
 import { registerLid } from './commands/lid.js';
 import { registerMerge } from './commands/merge.js';
 import { registerModel } from './commands/model.js';
-import { registerPlannedDownstream, registerPlannedUpstream } from './commands/planned-families.js';
+import { registerPlannedDownstream } from './commands/planned-families.js';
 import { registerPlot } from './commands/plot.js';
 import { registerSft } from './commands/sft.js';
 import { registerTasks } from './commands/tasks.js';
@@ -29,7 +29,6 @@ export function buildProgram(io: Io = processIo): Command {
     .exitOverride();
   registerModel(program, io);
   registerData(program, io);
-  registerPlannedUpstream(program);
   registerSft(program, io);
   registerLid(program, io);
   registerMerge(program, io);
