@@ -110,7 +110,7 @@ export const xquadTask: Task = defineTask({
     const lang = variant.lang!;
     const file = findDataFile(
       ctx.dataDir,
-      [`xquad.${lang}.json`, `xquad.${lang}.jsonl`, path.join(lang, 'test.jsonl')],
+      [`xquad.${lang}.json`, `xquad.${lang}.jsonl`, `${lang}.json`, path.join(lang, 'test.jsonl')],
       `xquad (${lang})`,
       HELP,
     );
