@@ -5,6 +5,25 @@ import { run } from './program.js';
 export { NotYetAvailableError, UsageError } from './errors.js';
 export type { Io } from './io.js';
 export { buildProgram, EXIT, run, VERSION } from './program.js';
+export { ensureBaseModel } from './reproduce/base.js';
+export {
+  demoDataDir,
+  type JudgeSettings,
+  type ModelSummary,
+  type ReproduceOptions,
+  type ReproduceResult,
+  reproduce,
+  type StageOutcome,
+} from './reproduce/pipeline.js';
+export {
+  mixLabel,
+  mixLanguages,
+  PRESET_NAMES,
+  PRESETS,
+  type Preset,
+  type PresetName,
+} from './reproduce/presets.js';
+export { STAGES, type StageName } from './reproduce/state.js';
 
 function isMain(): boolean {
   const entry = process.argv[1];

@@ -7,8 +7,8 @@ import { registerJudge } from './commands/judge.js';
 import { registerLid } from './commands/lid.js';
 import { registerMerge } from './commands/merge.js';
 import { registerModel } from './commands/model.js';
-import { registerPlannedDownstream } from './commands/planned-families.js';
 import { registerPlot } from './commands/plot.js';
+import { registerReproduce } from './commands/reproduce.js';
 import { registerSft } from './commands/sft.js';
 import { registerTasks } from './commands/tasks.js';
 import { type Io, processIo } from './io.js';
@@ -36,7 +36,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerJudge(program, io);
   registerTasks(program, io);
   registerPlot(program, io);
-  registerPlannedDownstream(program);
+  registerReproduce(program, io);
   // Every subcommand reports through the same sinks and throws instead of exiting.
   const configure = (cmd: Command) => {
     for (const sub of cmd.commands) {

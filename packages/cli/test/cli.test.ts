@@ -81,13 +81,6 @@ describe('polyglot binary', () => {
     expect(r.status).to.equal(0);
     expect(r.stdout.trim()).to.equal(version);
   });
-
-  it('a planned command says it is not available yet, naming its issue, and exits 1', () => {
-    const r = polyglot('reproduce');
-    expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/^polyglot: error: polyglot reproduce is not yet available.*issue #12/);
-    expect(r.stderr.trim().split('\n')).to.have.length(1);
-  });
 });
 
 describe('polyglot model', () => {
