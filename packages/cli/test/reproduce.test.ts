@@ -31,7 +31,10 @@ interface Result {
   stages: Stage[];
   report: string;
   summary: string;
-  models: Record<string, { fidelity: Record<string, number | null>; fidelityMean: number | null; tasks: Record<string, number> }>;
+  models: Record<
+    string,
+    { fidelity: Record<string, number | null>; fidelityMean: number | null; tasks: Record<string, number> }
+  >;
   judged: boolean;
 }
 
@@ -107,24 +110,39 @@ describe('polyglot reproduce --preset smoke', function () {
       const cfg = JSON.parse(readFileSync(path.join(a, 'train', m, 'adapter_config.json'), 'utf8'));
       expect(cfg.peft_type).to.equal('LORA');
       expect(existsSync(path.join(a, 'train', m, 'adapter_model.safetensors'))).to.equal(true);
-      expect(JSON.parse(readFileSync(path.join(a, 'models', m, 'config.json'), 'utf8')).model_type).to.equal('llama');
+      expect(JSON.parse(readFileSync(path.join(a, 'models', m, 'config.json'), 'utf8')).model_type).to.equal(
+        'llama',
+      );
       expect(countLines(path.join(a, 'runs', m, 'train-log.jsonl'))).to.be.greaterThan(0);
     }
     // generations: 4 languages × 3 seeds per model, 3 prompts each, parsed as the paper's run files
     for (const m of MODELS) {
-      const gens = readdirSync(path.join(a, 'runs', m)).filter((f) => f.endsWith('.jsonl') && f.startsWith('test_prompts_'));
+      const gens = readdirSync(path.join(a, 'runs', m)).filter(
+        (f) => f.endsWith('.jsonl') && f.startsWith('test_prompts_'),
+      );
       expect(gens, m).to.have.length(12);
       for (const g of gens) {
-        const lines = readFileSync(path.join(a, 'runs', m, g), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        const lines = readFileSync(path.join(a, 'runs', m, g), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         expect(lines).to.have.length(3);
         for (const l of lines) expect(l).to.include.keys('prompt', 'system', 'source');
         expect(existsSync(path.join(a, 'runs', m, g.replace(/\.jsonl$/, '.eval')))).to.equal(true);
       }
-      const results = JSON.parse(readFileSync(path.join(a, 'runs', m, 'tasks', 'xnli', 'results.json'), 'utf8'));
+      const results = JSON.parse(
+        readFileSync(path.join(a, 'runs', m, 'tasks', 'xnli', 'results.json'), 'utf8'),
+      );
       expect(results.results).to.have.property('xnli_en');
     }
     // the report
-    for (const f of ['index.html', 'report.md', 'figures/fidelity-lines.png', 'figures/fidelity-bars.svg', 'figures/loss-curves.png']) {
+    for (const f of [
+      'index.html',
+      'report.md',
+      'figures/fidelity-lines.png',
+      'figures/fidelity-bars.svg',
+      'figures/loss-curves.png',
+    ]) {
       expect(existsSync(path.join(a, 'report', f)), f).to.equal(true);
     }
     const png = readFileSync(path.join(a, 'report', 'figures', 'fidelity-lines.png'));
@@ -149,7 +167,9 @@ describe('polyglot reproduce --preset smoke', function () {
       const shares: number[] = [];
       for (const f of files) {
         const res = await fidelityOfFile(path.join(dir, f), lid, { empty: 'predict' });
-        const evalRow = readFileSync(path.join(dir, f.replace(/\.jsonl$/, '.eval')), 'utf8').trim().split('\n')[1]!;
+        const evalRow = readFileSync(path.join(dir, f.replace(/\.jsonl$/, '.eval')), 'utf8')
+          .trim()
+          .split('\n')[1]!;
         expect(Number(evalRow.split(',')[0])).to.be.closeTo(res.lang_match!, 5e-4);
         // and the responses are really what LID saw: each record's response language is counted once
         let n = 0;
@@ -197,7 +217,8 @@ describe('polyglot reproduce --preset smoke', function () {
       for (const m of MIXES) files.push(path.join(b, 'train', m, 'train-log.jsonl'));
       for (const m of MODELS) {
         const dir = path.join(b, 'runs', m);
-        if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith('.jsonl')) files.push(path.join(dir, f));
+        if (existsSync(dir))
+          for (const f of readdirSync(dir)) if (f.endsWith('.jsonl')) files.push(path.join(dir, f));
       }
       return countLines(...files);
     };
@@ -216,9 +237,15 @@ describe('polyglot reproduce --preset smoke', function () {
     const state = JSON.parse(readFileSync(path.join(b, 'reproduce.json'), 'utf8'));
     const attempts = Object.values(state.stages as Record<string, { attempts: number; status: string }>);
     expect(attempts.every((s) => s.status === 'done')).to.equal(true);
-    expect(attempts.some((s) => s.attempts > 1), 'some stage was resumed').to.equal(true);
+    expect(
+      attempts.some((s) => s.attempts > 1),
+      'some stage was resumed',
+    ).to.equal(true);
     expect(checkNoPartialFiles(b)).to.deep.equal([]);
-    const diff = compareTrees(a, b, { normalize: normalizer(a, b), ignore: (rel: string) => /\/checkpoints\//.test(rel) });
+    const diff = compareTrees(a, b, {
+      normalize: normalizer(a, b),
+      ignore: (rel: string) => /\/checkpoints\//.test(rel),
+    });
     expect(diff, diff.slice(0, 10).join('\n')).to.deep.equal([]);
     expect(listFiles(path.join(b, 'report')).length).to.be.greaterThan(5);
   });

@@ -51,7 +51,7 @@ function fromRecord(rec: Record<string, unknown>, where: string, fallbackLang: s
     label,
     labelIndex: XNLI_LABELS.indexOf(label),
   };
-  const pair = rec.pairID ?? rec.pair_id;
+  const pair = rec.pairID ?? rec.pair_id ?? rec.id;
   if (typeof pair === 'string' || typeof pair === 'number') item.pairId = String(pair);
   if (typeof rec.genre === 'string') item.genre = rec.genre;
   return item;

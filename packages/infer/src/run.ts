@@ -155,6 +155,37 @@ export function itemSeed(seed: number, index: number): number {
   return Number(z >> 16n);
 }
 
+/** Whether a process with this id runs (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files (`.<name>.<pid>.<hex>.tmp`) that atomic writes of `target` by processes no longer running
+ * left beside it: a run killed while writing its `.json` leaves one. Only `target`'s: other runs may share the folder.
+ */
+async function removeStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length)) : null;
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+      await fsp.rm(path.join(dir, name), { force: true });
+    }
+  }
+}
+
 /** The prompt of one item; over-long instructions lose words from the start until the prompt fits. */
 function renderPrompt(
   template: PromptTemplate,
@@ -272,6 +303,7 @@ export async function runInference(opts: RunOptions): Promise<RunFileResult[]> {
         );
       }
     }
+    await removeStaleTemps(argsFile);
     await writeFileAtomic(argsFile, `${JSON.stringify(args, null, 2)}\n`);
 
     const { records, droppedTail } = await readLogRepairing(file);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type BatchOptions, type BatchReport, runBatch } from './batch.js';
 import { type ChatParams, type Completion, type JudgeClient, JudgeRequestError } from './client.js';
@@ -136,6 +136,26 @@ interface Prepared<T> {
   resumed: number;
 }
 
+/**
+ * Removes the temp files (`.<output name>.<hex>.tmp`) that a process killed while rewriting `output` at the end
+ * left beside it (one writer per output: a temp file of that name is never another live process's).
+ */
+function removeStaleTemps(output: string): void {
+  const dir = path.dirname(output);
+  const prefix = `.${path.basename(output)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith(prefix) && /^[0-9a-f]{8}\.tmp$/.test(name.slice(prefix.length))) {
+      rmSync(path.join(dir, name), { force: true });
+    }
+  }
+}
+
 /** Reads what an earlier run left in `output`, checking it was judged with the same settings. */
 function resume(
   output: string,
@@ -144,6 +164,7 @@ function resume(
   retryFailed: boolean,
   notice?: (m: string) => void,
 ): { done: Map<number, JsonRecord>; resumed: number } {
+  removeStaleTemps(output);
   const inSample = new Set(indices);
   const done = new Map<number, JsonRecord>();
   const lines = readResumable(output, (line, text) =>

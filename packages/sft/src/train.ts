@@ -87,12 +87,44 @@ export interface TrainHooks {
   onMessage?: (text: string) => void;
   /** Where the progress bar goes (TTY: one line; otherwise JSON lines every 10 s); null: none. Default null. */
   progress?: ProgressStream | null;
-  /** Continue from the latest checkpoint in `out/checkpoints` (true) or from the given checkpoint directory. */
+  /**
+   * Continue from the latest checkpoint in `out/checkpoints` (true) or from the given checkpoint directory. With
+   * true, a run in `out` killed before its first checkpoint starts over from step 0 (same arguments required).
+   */
   resume?: boolean | string;
   /** Replace an existing run in `out`. */
   force?: boolean;
   /** Stop right after this update as a crash would (no final adapter); for tests of resume. */
   haltAfterStep?: number;
+}
+
+/** Whether a process with this id runs (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes what a killed run left in `dir`: temp files of atomic writes (`.<name>.<pid>.<hex>.tmp`) and temp
+ * checkpoint folders (`.checkpoint-<step>.<pid>.<hex>.tmp[.old]`) of processes that no longer run.
+ */
+async function removeStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(?:\.old)?$/.exec(name);
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+      await fsp.rm(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
 }
 
 function peakRssMiB(): number {
@@ -124,9 +156,12 @@ export async function train(
 
   // Where to resume from, checked before any work.
   let resumeDir: string | null = null;
+  // `--resume` of a run killed before its first checkpoint: it starts over (its arguments are checked below).
+  let restart = false;
   if (hooks.resume) {
     resumeDir = typeof hooks.resume === 'string' ? hooks.resume : await latestCheckpoint(ckptRoot);
-    if (!resumeDir || !existsSync(resumeDir)) {
+    if (hooks.resume === true && !resumeDir && existsSync(argsFile)) restart = true;
+    else if (!resumeDir || !existsSync(resumeDir)) {
       throw new SftError(
         'SFT_NO_CHECKPOINT',
         typeof hooks.resume === 'string'
@@ -222,6 +257,11 @@ export async function train(
     let window = 0;
     const totals = { tokens: 0, targetTokens: 0, trainSecs: 0 };
     await fsp.mkdir(out, { recursive: true });
+    // What killed writers left: temp files beside the outputs, temp checkpoint folders.
+    await removeStaleTemps(out);
+    await removeStaleTemps(ckptRoot);
+    // The arguments first: a run with a log always has them, so that --resume can continue it.
+    await writeFileAtomic(argsFile, `${JSON.stringify(argsJson(args), null, 2)}\n`);
     if (resumeDir) {
       const state: TrainerState = await loadCheckpoint(resumeDir, trainer);
       epoch = state.epoch;
@@ -244,9 +284,9 @@ export async function train(
       if (hooks.force) {
         await fsp.rm(ckptRoot, { recursive: true, force: true });
       }
+      if (restart) say(`no checkpoint in ${ckptRoot} yet: starting over from step 0`);
       await writeFileAtomic(logFile, '');
     }
-    await writeFileAtomic(argsFile, `${JSON.stringify(argsJson(args), null, 2)}\n`);
 
     const log = async (record: TrainLogRecord | EvalLogRecord) => {
       await fsp.appendFile(logFile, `${JSON.stringify(record)}\n`);

@@ -312,6 +312,35 @@ async function checkRunMeta(outputDir: string, meta: RunMeta): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify(meta, null, 2)}\n`);
 }
 
+/** Whether a process with this id runs (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files (`.<name>.<pid>.<hex>.tmp`) that atomic writes of `targets` (run.json, results.json) by
+ * processes no longer running left in `dir`.
+ */
+async function removeStaleTemps(dir: string, targets: readonly string[]): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name);
+    if (m && targets.includes(m[1]!) && Number(m[2]) !== process.pid && !alive(Number(m[2]))) {
+      await fsp.rm(path.join(dir, name), { force: true });
+    }
+  }
+}
+
 /** Reads a samples file for resuming: records by `doc_index:seed`. A partial last line (a killed append) is ignored. */
 async function readDone(file: string): Promise<Map<string, { rec: SampleRecord; line: number }>> {
   const done = new Map<string, { rec: SampleRecord; line: number }>();
@@ -342,6 +371,7 @@ export async function runTasks(opts: RunTasksOptions): Promise<ResultsFile> {
     opts.taskOptions,
   );
   await fsp.mkdir(opts.outputDir, { recursive: true });
+  await removeStaleTemps(opts.outputDir, ['run.json', 'results.json']);
   const info = opts.engine.info;
   const engineSpec = opts.engineSpec ?? `${info.kind}:${info.model}`;
   await checkRunMeta(opts.outputDir, {
