@@ -14,6 +14,7 @@ import {
   readAlpacaEval,
   readJsonlAll,
   readXcsqa,
+  readXnli,
   readXquad,
   tagRecord,
 } from '../src/index.js';
@@ -21,6 +22,7 @@ import {
 const demo = path.join(repoRoot, 'data', 'demo');
 const MAJOR = ['en', 'es', 'ru', 'de', 'zh', 'fr'];
 const MINOR = ['bg', 'is', 'el', 'hi'];
+const XNLI = ['en', 'de', 'es', 'ru', 'zh', 'fr', 'bg', 'el', 'hi'];
 
 describe('demo dataset (data/demo)', () => {
   it('chat.jsonl: Guanaco conversations, 40 each of en es ru de zh fr and 20 each of bg is el hi', async () => {
@@ -93,6 +95,43 @@ describe('demo dataset (data/demo)', () => {
     }
     expect(ids).to.have.length(7);
     for (const i of ids) expect(i).to.deep.equal(ids[0]);
+  });
+
+  it('XNLI-style pairs: 9 per language (3 of each label), parallel ids, readXnli reads them, lid.176 names each premise', async () => {
+    const files = readdirSync(path.join(demo, 'xnli')).sort();
+    expect(files).to.deep.equal([...XNLI].sort().map((l) => `xnli.${l}.jsonl`));
+    const model = await loadLidModel('lid176');
+    let reference: { id: string; label: string }[] | null = null;
+    for (const lang of XNLI) {
+      const file = path.join(demo, 'xnli', `xnli.${lang}.jsonl`);
+      const rows = await readJsonlAll<Record<string, unknown>>(file);
+      expect(rows, file).to.have.length(9);
+      for (const r of rows) {
+        expect(Object.keys(r), `${file} ${String(r.id)}`).to.deep.equal([
+          'id',
+          'premise',
+          'hypothesis',
+          'label',
+        ]);
+        expect(r.id, file).to.match(/^demo-xnli-0[1-9]$/);
+        for (const k of ['premise', 'hypothesis']) {
+          expect(r[k], `${file} ${String(r.id)} ${k}`)
+            .to.be.a('string')
+            .and.match(/\S/);
+        }
+        const top = model.top(r.premise as string);
+        expect(top && langId(top.label).code, `${file} ${String(r.id)}: premise in ${lang}`).to.equal(lang);
+      }
+      const labels = rows.map((r) => ({ id: r.id as string, label: r.label as string }));
+      const counts: Record<string, number> = {};
+      for (const l of labels) counts[l.label] = (counts[l.label] ?? 0) + 1;
+      expect(counts, file).to.deep.equal({ entailment: 3, neutral: 3, contradiction: 3 });
+      if (reference)
+        expect(labels, `${file}: the same ids and labels as xnli.${XNLI[0]}.jsonl`).to.deep.equal(reference);
+      reference ??= labels;
+      const items = await readXnli(file);
+      expect(items.map((x) => x.label)).to.deep.equal(labels.map((l) => l.label));
+    }
   });
 
   it('is enough for the paper’s Mono and Multi-2 … Multi-6 mixes (and stats)', async () => {
