@@ -269,7 +269,7 @@ export function registerSft(program: Command, io: Io): void {
   )
     .option(
       '--resume [checkpoint]',
-      'continue from the latest checkpoint in --out (or the given checkpoint directory)',
+      'continue from the latest checkpoint in --out (or the given checkpoint directory); a run killed before its first checkpoint starts over',
     )
     .option('--force', 'replace an existing run in --out')
     .option('--json', 'print the summary as JSON')
