@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { run } from './program.js';
 
-export { NotYetAvailableError, UsageError } from './errors.js';
+export { UsageError } from './errors.js';
 export type { Io } from './io.js';
 export { buildProgram, EXIT, run, VERSION } from './program.js';
 export { ensureBaseModel } from './reproduce/base.js';

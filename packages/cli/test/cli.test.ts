@@ -4,32 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { repoRoot, sharedPath } from '../../../tools/shared.js';
-import { run } from '../src/index.js';
+import { inProcess, spawnCli as polyglot } from './helpers/cli.js';
 
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
 const version = JSON.parse(
   readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../package.json'), 'utf8'),
 ).version;
 
 /** Runs the built binary the way a user does. */
-function polyglot(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function inProcess(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
 
 const FAMILIES = ['model', 'data', 'lid', 'sft', 'merge', 'infer', 'tasks', 'judge', 'plot', 'reproduce'];
 

@@ -5,21 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { repoRoot, sharedPath } from '../../../tools/shared.js';
-import { run } from '../src/index.js';
-
-async function polyglot(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
+import { inProcess as polyglot } from './helpers/cli.js';
 
 const jsonLines = (s: string) =>
   s

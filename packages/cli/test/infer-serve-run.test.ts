@@ -1,17 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
-
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
-
-function polyglot(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { bin, spawnCli as polyglot } from './helpers/cli.js';
 
 const rows = (file: string) =>
   readFileSync(file, 'utf8')

@@ -1,18 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
-
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
+import { spawnCli as polyglot } from './helpers/cli.js';
 
 /** Runs the built binary the way a user does. */
-function polyglot(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface RefEntry {
   input_ids: number[];

@@ -6,21 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { lid176Path } from '@polyglot/lid';
 import { expect } from 'chai';
-import { run } from '../src/index.js';
-
-async function polyglot(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
+import { inProcess as polyglot } from './helpers/cli.js';
 
 const jsonLines = (s: string) =>
   s

@@ -1,35 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@polyglot/model';
 import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
 import { parseAdapterFlag } from '../src/commands/merge.js';
-import { run } from '../src/index.js';
-
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
+import { inProcess, spawnCli as polyglot } from './helpers/cli.js';
 
 /** Runs the built binary the way a user does. */
-function polyglot(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function inProcess(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
 
 const tiny = (ctx: Mocha.Context, ...parts: string[]) => sharedPath(ctx, 'fixtures', 'tiny-llama', ...parts);
 

@@ -2,8 +2,8 @@
 // figures exist, fidelity is in [0, 1] and is what LID says of the actual generations, a rerun is served from the
 // caches, `--from` reruns what it names, and a run SIGKILLed at random points (in training and after) resumes to the
 // same outputs as the uninterrupted run.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readJsonl } from '@polyglot/data';
@@ -18,6 +18,7 @@ import {
   listFiles,
   runWithKills,
 } from '../../../tools/crash.js';
+import { startJudgeServer } from '../../../tools/judge-server.js';
 
 interface Stage {
   stage: string;
@@ -166,7 +167,7 @@ describe('polyglot reproduce --preset smoke', function () {
       const files = readdirSync(dir).filter((f) => /^test_prompts_ru-.*\.jsonl$/.test(f));
       const shares: number[] = [];
       for (const f of files) {
-        const res = await fidelityOfFile(path.join(dir, f), lid, { empty: 'predict' });
+        const res = await fidelityOfFile(path.join(dir, f), lid, { empty: 'fail' });
         const evalRow = readFileSync(path.join(dir, f.replace(/\.jsonl$/, '.eval')), 'utf8')
           .trim()
           .split('\n')[1]!;
@@ -195,6 +196,77 @@ describe('polyglot reproduce --preset smoke', function () {
       'report',
     ]);
     expect(fromFid.models).to.deep.equal(first.models);
+  });
+
+  it('scores helpfulness with a configured judge, and the key appears nowhere', async () => {
+    const server = await startJudgeServer();
+    const key = 'sk-polyglot-TEST-KEY-7d1e0c';
+    const keyFile = path.join(tmp, 'judge.key');
+    writeFileSync(keyFile, `${key}\n`);
+    try {
+      // Async spawn: the judge server answers from this process's event loop.
+      const child = spawn(
+        process.execPath,
+        [
+          cliBin,
+          'reproduce',
+          '--preset',
+          'smoke',
+          '--backend',
+          'wasm',
+          '--out',
+          a,
+          '--json',
+          '--from',
+          'judge',
+          '--judge-url',
+          server.url,
+          '--judge-model',
+          'judge-test',
+          '--judge-api-key-file',
+          keyFile,
+        ],
+        { env },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const code = await new Promise<number | null>((res) => child.on('close', res));
+      const judged = parse({ code, stdout, stderr });
+      expect(judged.judged).to.equal(true);
+      expect(judged.stages.filter((s) => !s.cached).map((s) => s.stage)).to.deep.equal(['judge', 'report']);
+      // 4 models × 12 generation files × 3 responses, each judged once, with the key
+      expect(server.chat()).to.have.length(MODELS.length * 12 * 3);
+      expect(server.chat().every((r) => r.headers.authorization === `Bearer ${key}`)).to.equal(true);
+      const summary = JSON.parse(readFileSync(judged.summary, 'utf8'));
+      for (const m of MODELS) {
+        for (const v of Object.values(summary.models[m].helpfulness as Record<string, number>))
+          expect(v).to.be.within(1, 6);
+        const outs = readdirSync(path.join(a, 'runs', m)).filter((f) =>
+          /-l300-ds42-as42-source-system\.jsonl$/.test(f),
+        );
+        expect(outs, m).to.have.length(12);
+      }
+      expect(existsSync(path.join(a, 'report', 'figures', 'helpfulness-heatmap.png'))).to.equal(true);
+      expect(stdout + stderr).to.not.include(key);
+      for (const root of [a, cache]) {
+        for (const f of listFiles(root)) {
+          if (!f.endsWith('.safetensors'))
+            expect(readFileSync(path.join(root, f)).includes(key), f).to.equal(false);
+        }
+      }
+    } finally {
+      await server.close();
+    }
+    // Back to the unjudged state for the tests below.
+    const back = parse(reproduce(a, '--from', 'judge'));
+    expect(back.judged).to.equal(false);
+    expect(back.models).to.deep.equal(first.models);
   });
 
   it('refuses bad flags with a clear message', () => {

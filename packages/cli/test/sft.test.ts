@@ -1,32 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { sharedPath } from '../../../tools/shared.js';
-import { run } from '../src/index.js';
-
-const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/index.js');
-
-function polyglot(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function inProcess(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { code, stdout, stderr };
-}
+import { bin, inProcess, spawnCli as polyglot } from './helpers/cli.js';
 
 function writeData(file: string, n: number): void {
   const words = ['red', 'green', 'blue', 'cat', 'dog', 'sun', 'moon', 'tree'];

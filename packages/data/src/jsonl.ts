@@ -4,6 +4,7 @@ import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError } from './errors.js';
 import { jsonErrorPlace } from './jsonpos.js';
+import { dropCr, splitLines } from './lines.js';
 
 /** A JSON object, as every record of the files we read and write is. */
 export type JsonObject = Record<string, unknown>;
@@ -82,22 +83,19 @@ export async function* readJsonl<T = JsonObject>(
   options: ReadJsonlOptions = {},
 ): AsyncGenerator<JsonlRow<T>> {
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 16 });
-  let buffer = '';
   let line = 0;
+  let tail: string | null = null;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buffer += line === 0 && buffer === '' ? chunk.replace(/^\uFEFF/, '') : chunk;
-      let nl = buffer.indexOf('\n');
-      let start = 0;
-      while (nl >= 0) {
-        line++;
-        const text = buffer.slice(start, nl > start && buffer[nl - 1] === '\r' ? nl - 1 : nl);
-        const value = parseLine(text, file, line);
-        if (value) yield { value: value as T, line };
-        start = nl + 1;
-        nl = buffer.indexOf('\n', start);
+    for await (const { text, terminated } of splitLines(stream as AsyncIterable<string>, {
+      stripBom: true,
+    })) {
+      if (!terminated) {
+        tail = text;
+        break;
       }
-      buffer = buffer.slice(start);
+      line++;
+      const value = parseLine(dropCr(text), file, line);
+      if (value) yield { value: value as T, line };
     }
   } catch (e) {
     if (e instanceof DataError) throw e;
@@ -105,7 +103,8 @@ export async function* readJsonl<T = JsonObject>(
   } finally {
     stream.destroy();
   }
-  if (buffer.trim() === '') return;
+  if (tail === null || tail.trim() === '') return;
+  const buffer = tail;
   line++;
   let value: JsonObject | undefined;
   try {

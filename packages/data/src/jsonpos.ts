@@ -101,6 +101,8 @@ export function jsonErrorOffset(text: string): number | null {
     return null;
   } catch (e) {
     if (typeof e === 'number') return Math.min(e, text.length);
+    // nesting deeper than the stack allows (the scan recurses): the place it got to is where it goes wrong
+    if (e instanceof RangeError) return Math.min(i, text.length);
     throw e;
   }
 }

@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { DataError } from './errors.js';
 import { formatGuanaco, type Message } from './guanaco.js';
+import { splitLines } from './lines.js';
 
 /** A node of an oasst1 message tree (the fields used here; others are kept as they are). */
 export interface OasstNode {
@@ -61,6 +62,9 @@ export function oasstBestPath(tree: OasstTree, where = 'tree'): OasstConversatio
   const messages: Message[] = [];
   let node: OasstNode | undefined = tree.prompt;
   while (node) {
+    if (typeof node !== 'object' || Array.isArray(node)) {
+      throw new DataError('bad-oasst', `${where}: a message node is not an object`);
+    }
     if (node.role !== 'prompter' && node.role !== 'assistant') {
       throw new DataError(
         'bad-oasst',
@@ -69,10 +73,24 @@ export function oasstBestPath(tree: OasstTree, where = 'tree'): OasstConversatio
     }
     if (typeof node.text !== 'string') throw new DataError('bad-oasst', `${where}: a node has no text`);
     messages.push({ role: node.role === 'prompter' ? 'user' : 'assistant', content: node.text });
+    const replies: unknown = node.replies ?? [];
+    if (!Array.isArray(replies)) {
+      throw new DataError(
+        'bad-oasst',
+        `${where}: a node's "replies" is ${typeof replies}, expected a list of message nodes`,
+      );
+    }
     let next: OasstNode | undefined;
-    for (const r of node.replies ?? []) {
-      if (r.deleted) continue;
-      if (!next || better(r, next)) next = r;
+    for (const r of replies as unknown[]) {
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+        throw new DataError(
+          'bad-oasst',
+          `${where}: a reply is ${r === null ? 'null' : typeof r}, expected a message node`,
+        );
+      }
+      const reply = r as OasstNode;
+      if (reply.deleted) continue;
+      if (!next || better(reply, next)) next = reply;
     }
     node = next;
   }
@@ -109,17 +127,13 @@ export async function* readOasstTrees(file: string): AsyncGenerator<OasstConvers
     return c ? { ...c, where: `${file}:${line}` } : null;
   };
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buffer += chunk;
-      let nl = buffer.indexOf('\n');
-      let start = 0;
-      while (nl >= 0) {
-        const c = handle(buffer.slice(start, nl));
-        if (c) yield c;
-        start = nl + 1;
-        nl = buffer.indexOf('\n', start);
+    for await (const { text, terminated } of splitLines(stream as AsyncIterable<string>)) {
+      if (!terminated) {
+        buffer = text;
+        break;
       }
-      buffer = buffer.slice(start);
+      const c = handle(text);
+      if (c) yield c;
     }
   } catch (e) {
     if (e instanceof DataError) throw e;

@@ -3,6 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { DataError } from './errors.js';
 import { type JsonObject, readJsonl, readJsonOrJsonl } from './jsonl.js';
+import { dropCr, splitLines } from './lines.js';
 
 /** A record and where it is: `file:line` for JSON Lines, `file [element i]` for a JSON array. */
 export interface PlacedRecord<T = JsonObject> {
@@ -118,22 +119,14 @@ export function optionalNumber(rec: Record<string, unknown>, key: string, where:
  */
 export async function* readLines(file: string): AsyncGenerator<{ text: string; line: number }> {
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 16 });
-  let buffer = '';
   let line = 0;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buffer += line === 0 && buffer === '' ? chunk.replace(/^\uFEFF/, '') : chunk;
-      let start = 0;
-      let nl = buffer.indexOf('\n');
-      while (nl >= 0) {
-        line++;
-        yield { text: buffer.slice(start, nl > start && buffer[nl - 1] === '\r' ? nl - 1 : nl), line };
-        start = nl + 1;
-        nl = buffer.indexOf('\n', start);
-      }
-      buffer = buffer.slice(start);
+    for await (const { text } of splitLines(stream as AsyncIterable<string>, { stripBom: true })) {
+      line++;
+      yield { text: dropCr(text), line };
     }
   } catch (e) {
+    if (e instanceof DataError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
@@ -141,5 +134,4 @@ export async function* readLines(file: string): AsyncGenerator<{ text: string; l
   } finally {
     stream.destroy();
   }
-  if (buffer !== '') yield { text: buffer.endsWith('\r') ? buffer.slice(0, -1) : buffer, line: line + 1 };
 }

@@ -17,6 +17,13 @@ export type {
 export { type EngineSpec, openEngine, parseEngineSpec } from './engines.js';
 export { InferError, SamplingParamError } from './errors.js';
 export {
+  cachedGguf,
+  importNodeLlamaCpp,
+  LlamaCppEngine,
+  type LlamaCppEngineOptions,
+  NODE_LLAMA_CPP_VERSION,
+} from './llamacpp-engine.js';
+export {
   LocalEngine,
   type LocalEngineOptions,
   type LoglikelihoodOptions,
@@ -64,5 +71,6 @@ export {
   sampleToken,
 } from './sampler.js';
 export { ApiError, OpenAIServer, type ServerLimits, type ServerOptions, toApiError } from './server.js';
+export { ApiKeyCheck, defaultLimits, resolveLimits } from './server-security.js';
 export { type FinishReason, SequenceState } from './state.js';
 export { earliestStop, findStop, pyRstrip, pyStrip, StopChecker, type StopMatch } from './stop.js';

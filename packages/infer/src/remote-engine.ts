@@ -17,6 +17,7 @@ import { InferError } from './errors.js';
 import { RequestError } from './local-engine.js';
 import type { TokenLogprob } from './logprobs.js';
 import { type SamplingParams, samplingParams } from './params.js';
+import { displayUrl, redactSecrets } from './redact.js';
 import { Xoshiro128 } from './rng.js';
 import { pyRstrip, pyStrip } from './stop.js';
 
@@ -92,6 +93,8 @@ export interface RemoteEngineOptions {
 /** One server of the fleet. */
 interface Endpoint {
   url: string;
+  /** The URL as messages and stats show it: no credentials, no key-like query parameters. */
+  shown: string;
   client: OpenAI;
   /** Requests in flight. */
   outstanding: number;
@@ -130,11 +133,11 @@ export function normalizeBaseUrl(url: string): string {
   } catch {
     throw new InferError(
       'REMOTE_BAD_URL',
-      `not a URL: ${JSON.stringify(url)} (expected e.g. http://host:8000)`,
+      `not a URL: ${JSON.stringify(displayUrl(url))} (expected e.g. http://host:8000)`,
     );
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new InferError('REMOTE_BAD_URL', `${url}: only http and https URLs are supported`);
+    throw new InferError('REMOTE_BAD_URL', `${displayUrl(url)}: only http and https URLs are supported`);
   }
   const p = u.pathname.replace(/\/+$/, '');
   u.pathname = p.endsWith('/v1') ? p : `${p}/v1`;
@@ -229,6 +232,8 @@ export class RemoteEngine implements Engine {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly waiters: (() => void)[] = [];
   private closed = false;
+  /** Redacted from every message (the API key, header values). */
+  private secrets: string[] = [];
 
   private constructor(opts: RemoteEngineOptions, model: string, clients: Endpoint[]) {
     this.endpoints = clients;
@@ -255,11 +260,12 @@ export class RemoteEngine implements Engine {
     );
     if (urls.length === 0) throw new InferError('REMOTE_BAD_URL', 'no endpoint given');
     const timeout = positive(opts.timeoutMs ?? DEFAULTS.timeoutMs, 'timeoutMs');
-    const apiKey = opts.apiKey ?? process.env.OPENAI_API_KEY ?? 'EMPTY';
+    const apiKey = opts.apiKey || process.env.OPENAI_API_KEY || 'EMPTY';
     const endpoints: Endpoint[] = urls.map((u) => {
       const url = normalizeBaseUrl(u.trim());
       return {
         url,
+        shown: displayUrl(url),
         client: new OpenAI({ baseURL: url, apiKey, maxRetries: 0, timeout, defaultHeaders: opts.headers }),
         outstanding: 0,
         blockedUntil: 0,
@@ -269,13 +275,18 @@ export class RemoteEngine implements Engine {
       };
     });
     const engine = new RemoteEngine(opts, opts.model ?? '', endpoints);
+    // What must never be shown: the key, and the values of the extra headers (they may carry credentials too).
+    const credentials = endpoints.map((e) => decodeURIComponent(new URL(e.url).password));
+    engine.secrets = [apiKey, ...Object.values(opts.headers ?? {}), ...credentials].filter(
+      (s) => s !== '' && s !== 'EMPTY',
+    );
     if (opts.model === undefined) {
       const list = await engine.call('GET /v1/models', (c) => c.models.list());
       const first = list.data[0]?.id;
       if (!first)
         throw new RemoteError(
           'REMOTE_NO_MODEL',
-          `${urls[0]}: the server lists no model; pass the model name`,
+          `${endpoints[0].shown}: the server lists no model; pass the model name`,
         );
       (engine.info as { model: string }).model = first;
     }
@@ -285,7 +296,7 @@ export class RemoteEngine implements Engine {
   /** Per-endpoint counters: requests in flight, answered, failed attempts. */
   get stats(): EndpointStats[] {
     return this.endpoints.map((e) => ({
-      url: e.url,
+      url: e.shown,
       outstanding: e.outstanding,
       served: e.served,
       failed: e.failed,
@@ -569,6 +580,14 @@ export class RemoteEngine implements Engine {
     }
   }
 
+  /** The client's error as a cause fit to keep: its name and redacted message only (no request, no headers). */
+  private sanitized(e: unknown): Error {
+    const out = new Error(redactSecrets(e instanceof Error ? e.message : String(e), this.secrets));
+    out.name = e instanceof Error ? e.name : 'Error';
+    out.stack = `${out.name}: ${out.message}`;
+    return out;
+  }
+
   /**
    * One API call with the retry policy: an endpoint with the fewest requests in flight (not blocked, preferring
    * ones this call has not failed on); retryable failures try again — elsewhere at once where possible, else after
@@ -586,12 +605,15 @@ export class RemoteEngine implements Engine {
         return result;
       } catch (e) {
         failure = classify(e);
+        // Servers echo a wrong key in their message (OpenAI does): nothing of it reaches the error.
+        failure.message = redactSecrets(failure.message, this.secrets);
+        const cause = this.sanitized(e);
         if (failure.kind === 'fatal') {
-          throw new RemoteError('REMOTE_REJECTED', `${ep.url}: ${what} was refused: ${failure.message}`, {
+          throw new RemoteError('REMOTE_REJECTED', `${ep.shown}: ${what} was refused: ${failure.message}`, {
             status: failure.status,
-            endpoint: ep.url,
+            endpoint: ep.shown,
             attempts: attempt,
-            cause: e,
+            cause,
           });
         }
         ep.failed++;
@@ -599,9 +621,9 @@ export class RemoteEngine implements Engine {
         if (attempt > this.retries) {
           throw new RemoteError(
             'REMOTE_FAILED',
-            `${ep.url}: ${what} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}` +
+            `${ep.shown}: ${what} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}` +
               `${this.endpoints.length > 1 ? ` on ${this.endpoints.length} endpoints` : ''}; last: ${failure.message}`,
-            { status: failure.status, endpoint: ep.url, attempts: attempt, cause: e },
+            { status: failure.status, endpoint: ep.shown, attempts: attempt, cause },
           );
         }
       } finally {

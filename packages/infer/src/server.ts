@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { type ChatMessage, isPolyglotError } from '@polyglot/model';
 import { RequestAbortedError } from './batcher.js';
@@ -10,22 +10,9 @@ import { type LocalEngine, RequestError } from './local-engine.js';
 import type { TokenLogprob } from './logprobs.js';
 import { samplingParams } from './params.js';
 import type { TokenEvent } from './row.js';
+import { ApiKeyCheck, refuseOnSocket, resolveLimits, type ServerLimits } from './server-security.js';
 
-/** Limits of what one request may ask; beyond them the server answers 400 (413 for the body). */
-export interface ServerLimits {
-  /** Largest request body in bytes; default 4 MiB. */
-  maxBodyBytes: number;
-  /** Largest `max_tokens`; default the model's max_position_embeddings. */
-  maxTokens: number;
-  /** Largest `n`; default 16. */
-  maxN: number;
-  /** Largest `logprobs` (completions) / `top_logprobs` (chat); default 20, as vLLM's max_logprobs. */
-  maxLogprobs: number;
-  /** Most prompts in one completions request; default 256. */
-  maxPrompts: number;
-  /** Requests waiting to join the batch beyond which new ones get 503 with Retry-After; default 4096. */
-  maxWaiting: number;
-}
+export type { ServerLimits } from './server-security.js';
 
 export interface ServerOptions {
   /** The engine served (its continuous batch serves all requests). */
@@ -36,7 +23,18 @@ export interface ServerOptions {
   host?: string;
   /** Default 8000; 0 picks a free port (see {@link OpenAIServer.port}). */
   port?: number;
+  /** Limits of requests and connections; the defaults are those of {@link defaultLimits} (see SECURITY.md). */
   limits?: Partial<ServerLimits>;
+  /**
+   * When set, every request but `GET /health` must carry `Authorization: Bearer <apiKey>` (checked in constant time; 401
+   * otherwise); `/health` stays open. The key is kept only as its SHA-256 digest and never logged.
+   */
+  apiKey?: string;
+  /**
+   * Accept a `chat_template` (Jinja source) in chat requests (vLLM's --trust-request-chat-template). Default false:
+   * a template runs arbitrary loops in the server's only thread, so only trusted clients may send one.
+   */
+  trustRequestChatTemplate?: boolean;
   /** Called with one record per request answered (method, path, status, ms) and on start/stop. */
   log?: (record: Record<string, unknown>) => void;
 }
@@ -115,6 +113,11 @@ export class OpenAIServer {
   readonly limits: ServerLimits;
   private readonly server: http.Server;
   private readonly log: (record: Json) => void;
+  private readonly auth: ApiKeyCheck | null;
+  private readonly trustTemplates: boolean;
+  /** Open connections; those past `maxConnections` when they opened are in `over`. */
+  private readonly sockets = new Set<Socket>();
+  private readonly over = new WeakSet<Socket>();
   private inflight = 0;
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
@@ -122,21 +125,57 @@ export class OpenAIServer {
   private constructor(opts: ServerOptions) {
     this.engine = opts.engine;
     this.servedModelName = opts.servedModelName ?? path.basename(path.resolve(opts.engine.info.model));
-    const maxPos = opts.engine.model.config.maxPositionEmbeddings;
-    this.limits = {
-      maxBodyBytes: 4 << 20,
-      maxTokens: maxPos,
-      maxN: 16,
-      maxLogprobs: 20,
-      maxPrompts: 256,
-      maxWaiting: 4096,
-      ...opts.limits,
-    };
+    const limits = resolveLimits(opts.limits, opts.engine.model.config.maxPositionEmbeddings);
+    this.limits = limits;
+    this.auth = opts.apiKey === undefined ? null : new ApiKeyCheck(opts.apiKey);
+    this.trustTemplates = opts.trustRequestChatTemplate ?? false;
     this.log = opts.log ?? (() => {});
-    this.server = http.createServer((req, res) => {
-      void this.handle(req, res);
+    this.server = http.createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // How often Node looks for requests past their timeouts.
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+      },
+      (req, res) => {
+        this.handle(req, res).catch((e) => {
+          this.log({ event: 'error', error: String(e) });
+          res.destroy();
+        });
+      },
+    );
+    // Beyond twice the limit, connections are closed at once (a flood must not exhaust file descriptors).
+    this.server.maxConnections = 2 * limits.maxConnections;
+    this.server.on('connection', (socket: Socket) => {
+      if (this.sockets.size >= limits.maxConnections) this.over.add(socket);
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
-    this.server.keepAliveTimeout = 5_000;
+    // Malformed requests and slow clients: OpenAI's error JSON with 400/408/413/431, then the connection is closed.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+        socket.destroy();
+        return;
+      }
+      const [status, reason, message, code] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'the request was not received in time', 'request_timeout']
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? [
+                431,
+                'Request Header Fields Too Large',
+                'the request headers are too large',
+                'headers_too_large',
+              ]
+            : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' || err.code === 'HPE_BODY_TOO_LARGE'
+              ? [413, 'Payload Too Large', 'the request is too large', 'body_too_large']
+              : [400, 'Bad Request', `malformed HTTP request (${err.code ?? 'parse error'})`, 'bad_http'];
+      this.log({ event: 'client_error', status, code: err.code ?? null });
+      refuseOnSocket(socket, status, reason, {
+        error: { message, type: 'invalid_request_error', param: null, code },
+      });
+    });
   }
 
   /** Starts a server and resolves once it listens. */
@@ -156,6 +195,11 @@ export class OpenAIServer {
   /** The port listened on. */
   get port(): number {
     return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Open TCP connections now (those over `maxConnections` included, until they are closed). */
+  get connections(): number {
+    return this.sockets.size;
   }
 
   /** `http://host:port`, the base URL (the OpenAI client's `baseURL` is this plus `/v1`). */
@@ -197,10 +241,38 @@ export class OpenAIServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = performance.now();
     this.inflight++;
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let pathname = '?';
     try {
       if (this.closing) {
         throw new ApiError(503, 'the server is shutting down', 'server_error', 'shutting_down');
+      }
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        throw new ApiError(400, 'the request target is not a valid URL path', 'invalid_request_error');
+      }
+      pathname = url.pathname;
+      if (this.over.has(req.socket)) {
+        throw new ApiError(
+          503,
+          `too many connections (more than ${this.limits.maxConnections}); retry later`,
+          'server_error',
+          'too_many_connections',
+          null,
+          { 'Retry-After': '1', Connection: 'close' },
+        );
+      }
+      if (this.auth && url.pathname !== '/health' && !this.auth.matches(req.headers.authorization)) {
+        // The connection is closed: a body that was never read must not be taken for the next request.
+        throw new ApiError(
+          401,
+          'Incorrect or missing API key: send it as the header "Authorization: Bearer <key>".',
+          'invalid_request_error',
+          'invalid_api_key',
+          null,
+          { Connection: 'close' },
+        );
       }
       const route = `${req.method} ${url.pathname.replace(/\/+$/, '')}`;
       switch (route) {
@@ -231,7 +303,7 @@ export class OpenAIServer {
     } finally {
       this.log({
         method: req.method,
-        path: url.pathname,
+        path: pathname,
         status: res.statusCode,
         ms: Math.round(performance.now() - started),
       });
@@ -277,40 +349,56 @@ export class OpenAIServer {
 
   private body(req: http.IncomingMessage): Promise<Json> {
     const limit = this.limits.maxBodyBytes;
+    const tooLarge = (message: string) =>
+      new ApiError(413, message, 'invalid_request_error', 'body_too_large', null, { Connection: 'close' });
     return new Promise<Json>((resolve, reject) => {
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > limit) {
+        // Answered at once; the rest is read and dropped (bounded by requestTimeoutMs), then the connection closes.
         req.resume();
-        reject(new ApiError(413, `the request body is ${declared} bytes, more than the limit of ${limit}`));
+        reject(tooLarge(`the request body is ${declared} bytes, more than the limit of ${limit}`));
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      let over = false;
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (!settled) {
+          settled = true;
+          fn();
+        }
+      };
       req.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > limit) over = true;
-        else chunks.push(chunk);
+        if (size <= limit) chunks.push(chunk);
+        else if (!settled) {
+          chunks.length = 0;
+          req.resume();
+          settle(() => reject(tooLarge(`the request body is more than the limit of ${limit} bytes`)));
+        }
       });
-      req.on('error', reject);
-      req.on('end', () => {
-        if (over) {
-          reject(new ApiError(413, `the request body is more than the limit of ${limit} bytes`));
-          return;
-        }
-        let value: unknown;
-        try {
-          value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch (e) {
-          reject(bad(`the request body is not valid JSON: ${(e as Error).message}`));
-          return;
-        }
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-          reject(bad('the request body must be a JSON object'));
-          return;
-        }
-        resolve(value as Json);
-      });
+      req.on('error', (e) => settle(() => reject(e)));
+      req.on('close', () =>
+        settle(() =>
+          reject(new ApiError(499, 'the client closed the connection before sending the whole request')),
+        ),
+      );
+      req.on('end', () =>
+        settle(() => {
+          let value: unknown;
+          try {
+            value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch (e) {
+            reject(bad(`the request body is not valid JSON: ${(e as Error).message}`));
+            return;
+          }
+          if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+            reject(bad('the request body must be a JSON object'));
+            return;
+          }
+          resolve(value as Json);
+        }),
+      );
     });
   }
 
@@ -355,6 +443,12 @@ export class OpenAIServer {
   private params(body: Json, maxTokens: number, logprobs: number | null): GenerateParams {
     const p: Record<string, unknown> = { max_tokens: maxTokens, logprobs };
     for (const k of SAMPLING_FIELDS) if (body[k] !== undefined && body[k] !== null) p[k] = body[k];
+    for (const k of ['stop', 'stop_token_ids']) {
+      const v = p[k];
+      if (Array.isArray(v) && v.length > this.limits.maxStop) {
+        throw bad(`at most ${this.limits.maxStop} ${k} per request, got ${v.length}`, k);
+      }
+    }
     try {
       samplingParams(p);
     } catch (e) {
@@ -362,6 +456,17 @@ export class OpenAIServer {
       throw e;
     }
     return p as GenerateParams;
+  }
+
+  /** Prompt text beyond `maxPromptChars` is refused before it is tokenized (tokenizing blocks the thread). */
+  private checkPromptChars(chars: number, param = 'prompt'): void {
+    if (chars > this.limits.maxPromptChars) {
+      throw bad(
+        `the prompt text is ${chars} characters, more than the limit of ${this.limits.maxPromptChars}`,
+        param,
+        'prompt_too_long',
+      );
+    }
   }
 
   private checkQueue(): void {
@@ -569,6 +674,7 @@ export class OpenAIServer {
     if (list.length > this.limits.maxPrompts) {
       throw bad(`at most ${this.limits.maxPrompts} prompts per request, got ${list.length}`, 'prompt');
     }
+    this.checkPromptChars(list.reduce((a, p) => a + (p.text?.length ?? 0), 0));
     list.forEach((p, i) => {
       if (p.text === '') throw bad(`prompt ${i} is empty`, 'prompt');
       if (p.ids) checkIds(p.ids, list.length > 1 ? `prompt[${i}]` : 'prompt');
@@ -672,6 +778,10 @@ export class OpenAIServer {
     const adapter = this.adapterFor(body);
     const { n, stream, includeUsage } = this.common(body);
     const messages = chatMessages(body.messages);
+    this.checkPromptChars(
+      messages.reduce((a, m) => a + m.content.length, 0),
+      'messages',
+    );
     const wantLogprobs = optBool(body, 'logprobs') ?? false;
     const top = optInt(body, 'top_logprobs', 0, this.limits.maxLogprobs);
     if (top !== undefined && !wantLogprobs) throw bad('top_logprobs needs logprobs: true', 'top_logprobs');
@@ -686,6 +796,13 @@ export class OpenAIServer {
     const template = body.chat_template;
     if (template !== undefined && template !== null && typeof template !== 'string') {
       throw bad('chat_template must be a string', 'chat_template');
+    }
+    if (typeof template === 'string' && !this.trustTemplates) {
+      throw bad(
+        'chat_template in a request is refused: this server does not run templates sent by clients (start it with ' +
+          '--trust-request-chat-template to allow them)',
+        'chat_template',
+      );
     }
     const kwargs = body.chat_template_kwargs;
     if (kwargs !== undefined && kwargs !== null && (typeof kwargs !== 'object' || Array.isArray(kwargs))) {

@@ -205,6 +205,8 @@ export class JudgeClient {
   };
   private readonly api: OpenAI;
   private readonly apiKey: string;
+  /** Redacted from every message: the key and the values of the extra headers (they may carry credentials). */
+  private readonly secrets: string[];
   private readonly ownsCache: boolean;
   private readonly namespace: string;
   private readonly timeoutMs: number;
@@ -241,6 +243,7 @@ export class JudgeClient {
     this.model = opts.model;
     this.baseURL = opts.baseURL;
     this.apiKey = opts.apiKey || process.env.OPENAI_API_KEY || 'EMPTY';
+    this.secrets = [this.apiKey, ...Object.values(opts.headers ?? {})].filter((v) => v !== 'EMPTY');
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     const common = {
       apiKey: this.apiKey,
@@ -538,7 +541,7 @@ export class JudgeClient {
     if (e instanceof APIError && typeof e.status === 'number' && m.startsWith(`${e.status} `)) {
       m = m.slice(String(e.status).length + 1);
     }
-    return redact(m, [this.apiKey]).replace(/\s+/g, ' ').trim().slice(0, 500);
+    return redact(m, this.secrets).replace(/\s+/g, ' ').trim().slice(0, 500);
   }
 
   private failure(

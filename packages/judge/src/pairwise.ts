@@ -1,3 +1,4 @@
+import { braceSpans } from './braces.js';
 import { JudgeError } from './errors.js';
 import type { JudgeMessage } from './rubric.js';
 import { renderTemplate, templatePlaceholders } from './rubric.js';
@@ -165,11 +166,14 @@ export function parsePairwiseResponse(text: string): PairwiseParse {
   const candidates: { via: 'json' | 'fenced-json' | 'embedded-json'; text: string }[] = [
     { via: 'json', text: t },
   ];
-  for (const m of t.matchAll(/```[ \t]*(?:json|JSON)?[ \t]*\r?\n?([\s\S]*?)```/g)) {
-    candidates.push({ via: 'fenced-json', text: m[1]!.trim() });
+  // (each run of blanks can be taken by one part of a pattern only: see parse.ts)
+  for (const m of t.matchAll(/```(?=([ \t]*))\1(?:(?:json|JSON)(?=([ \t]*))\2)?\r?\n?([\s\S]*?)```/g)) {
+    candidates.push({ via: 'fenced-json', text: m[3]!.trim() });
   }
   for (const m of t.matchAll(/\{[^{}]*\}/g)) candidates.push({ via: 'embedded-json', text: m[0] });
-  for (const c of candidates) {
+  // then objects whose strings hold braces (`{"reasoning": "uses {x}", "winner": "A"}`), outer ones first
+  const spans = braceSpans(t);
+  for (const c of withLater(candidates, spans)) {
     const obj = objectOf(c.text);
     if (!obj) continue;
     const raw = winnerField(obj);
@@ -182,7 +186,7 @@ export function parsePairwiseResponse(text: string): PairwiseParse {
   const found = new Set<Verdict>();
   for (const m of t.matchAll(/\[\[\s*([ABC])\s*\]\]/g)) found.add(m[1] === 'C' ? 'tie' : (m[1] as Verdict));
   for (const m of t.matchAll(
-    /\b(?:winner|verdict|better response)\b\s*(?:is|:)?\s*\**\s*(?:response\s+)?(A|B|tie)\b/gi,
+    /\b(?:winner|verdict|better response)\b\s*(?:(?:is|:)\s*)?(?:\*+\s*)?(?:response\s+)?(A|B|tie)\b/gi,
   )) {
     found.add(verdictOf(m[1]!)!);
   }
@@ -190,6 +194,15 @@ export function parsePairwiseResponse(text: string): PairwiseParse {
   if (found.size > 1)
     return { ok: false, error: `text: ambiguous, found the verdicts ${[...found].join(', ')}` };
   return { ok: false, error: 'no verdict found (not JSON with "winner", no [[A]]/[[B]] or "Winner: A")' };
+}
+
+/** The candidates, then (lazily: only when none of them had a verdict) the embedded spans. */
+function* withLater(
+  candidates: { via: 'json' | 'fenced-json' | 'embedded-json'; text: string }[],
+  spans: Iterable<string>,
+): Generator<{ via: 'json' | 'fenced-json' | 'embedded-json'; text: string }> {
+  yield* candidates;
+  for (const text of spans) yield { via: 'embedded-json', text };
 }
 
 /** The outcome for the two systems compared: `a`, `b`, or `tie`. */

@@ -1,3 +1,4 @@
+import { braceSpans } from './braces.js';
 import { JudgeError } from './errors.js';
 
 /** The inclusive integer range of valid scores. */
@@ -19,8 +20,18 @@ export function checkRange(range: ScoreRange, where: string): void {
   if (!Number.isInteger(min) || !Number.isInteger(max) || min >= max) {
     throw new JudgeError(
       'bad-range',
-      `${where}: the score range must be integers with min < max, got ${min}..${max}`,
+      `${where}: the score range must be integers with min < max, got ${shown(min)}..${shown(max)}`,
     );
+  }
+}
+
+/** A value as a message shows it (objects without a usable toString included). */
+function shown(v: unknown): string {
+  if (typeof v !== 'object' || v === null) return String(v);
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return typeof v;
   }
 }
 
@@ -74,28 +85,6 @@ function parseObject(text: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Every balanced `{…}` span of the text (string-aware), outer spans first. */
-function* braceSpans(text: string): Generator<string> {
-  for (let start = text.indexOf('{'); start >= 0; start = text.indexOf('{', start + 1)) {
-    let depth = 0;
-    let inString = false;
-    let escaped = false;
-    for (let i = start; i < text.length; i++) {
-      const c = text[i];
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (c === '\\') escaped = true;
-        else if (c === '"') inString = false;
-      } else if (c === '"') inString = true;
-      else if (c === '{') depth++;
-      else if (c === '}' && --depth === 0) {
-        yield text.slice(start, i + 1);
-        break;
-      }
-    }
-  }
-}
-
 /** The first candidate that parses as a JSON object with a score field. */
 function withScore(candidates: Iterable<string>): Record<string, unknown> | undefined {
   for (const c of candidates) {
@@ -105,10 +94,14 @@ function withScore(candidates: Iterable<string>): Record<string, unknown> | unde
   return undefined;
 }
 
-const FENCE_RE = /```[ \t]*(?:json|JSON|javascript|js)?[ \t]*\r?\n?([\s\S]*?)```/g;
+// Each run of blanks can be taken by one part of a pattern only: `[ \t]*` next to another `[ \t]*` across an
+// optional part backtracks polynomially on long runs of spaces (a reply of 800 spaces after "score" took 25 s).
+// The blanks after the opening fence are taken atomically (`(?=(…))\1`): otherwise a fence followed by a long run
+// of spaces and no closing fence is retried once per way of splitting the spaces with the content (quadratic).
+const FENCE_RE = /```(?=([ \t]*))\1(?:(?:json|JSON|javascript|js)(?=([ \t]*))\2)?\r?\n?([\s\S]*?)```/g;
 /** `Score: 5`, `**Rating:** 4/6`, `score is 5`, `Score = 5 out of 6` … */
 const LABELLED_RE =
-  /\b(?:score|rating)\b[ \t]*(?:\*\*|__)?[ \t]*(?:[:=]|is|of)?[ \t]*(?:\*\*|__)?[ \t]*\[?([+-]?\d+(?:\.\d+)?)\]?(?:[ \t]*(?:\/|out of)[ \t]*(\d+))?/gi;
+  /\b(?:score|rating)\b[ \t]*(?:(?:\*\*|__)[ \t]*)?(?:(?:[:=]|is|of)[ \t]*)?(?:(?:\*\*|__)[ \t]*)?\[?([+-]?\d+(?:\.\d+)?)\]?(?:[ \t]*(?:\/|out of)[ \t]*(\d+))?/gi;
 /** `5/6` or `5 out of 6` anywhere, counted only when the denominator is the scale's maximum. */
 const FRACTION_RE = /(?<!\d|\d\.)(\d+)[ \t]*(?:\/|out of)[ \t]*(\d+)(?!\d|\.\d)/gi;
 
@@ -148,7 +141,7 @@ export function parseJudgeResponse(text: string, range: ScoreRange): JudgeParse 
   if (trimmed === '') return fail('empty response');
   const whole = parseObject(trimmed);
   if (whole && field(whole, 'score') !== undefined) return fromObject(whole, range, 'json');
-  const fenced = withScore([...trimmed.matchAll(FENCE_RE)].map((m) => m[1]!));
+  const fenced = withScore([...trimmed.matchAll(FENCE_RE)].map((m) => m[3]!));
   if (fenced) return fromObject(fenced, range, 'fenced-json');
   const embedded = withScore(braceSpans(trimmed));
   if (embedded) return fromObject(embedded, range, 'embedded-json');

@@ -1,6 +1,7 @@
 /**
  * Removes secrets from text that may end up in an error message, a log line or a file: the API key itself, and
- * anything that looks like an OpenAI-style key (`sk-…`), a bearer token or an `api-key=` / `key=` parameter.
+ * anything that looks like an OpenAI-style key (`sk-…`), a bearer token, an `api-key=` / `key=` parameter or the
+ * credentials of a URL (`https://user:password@host` → `https://host`).
  */
 export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
   let out = String(text);
@@ -8,6 +9,7 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
     if (s && s.length >= 4) out = out.split(s).join('[redacted]');
   }
   return out
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@"']+@/gi, '$1')
     .replace(/\bsk-[A-Za-z0-9_*.-]{6,}/g, 'sk-[redacted]')
     .replace(/\b(Bearer)\s+[A-Za-z0-9_.~+/=-]{8,}/gi, '$1 [redacted]')
     .replace(/\b((?:api[-_]?key|key|token|sig)=)[^&\s"']+/gi, '$1[redacted]');

@@ -69,19 +69,31 @@ export async function* readJsonlLines(file: string): AsyncGenerator<JsonlLine> {
     }
     return { value: value as JsonRecord, line };
   };
+  // A line that spans chunks is kept as pieces and joined once at its end: appending every chunk to one string
+  // and searching it again copied and scanned a long line once per chunk (quadratic).
+  let pending: string[] = [];
+  let first = true;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buffer += line === 0 && buffer === '' ? chunk.replace(/^\uFEFF/, '') : chunk;
+    for await (const raw of stream as AsyncIterable<string>) {
+      const chunk = first ? raw.replace(/^\uFEFF/, '') : raw;
+      first = false;
       let start = 0;
-      let nl = buffer.indexOf('\n');
+      let nl = chunk.indexOf('\n');
       while (nl >= 0) {
-        const rec = parse(buffer.slice(start, nl));
+        let text = chunk.slice(start, nl);
+        if (pending.length > 0) {
+          pending.push(text);
+          text = pending.join('');
+          pending = [];
+        }
+        const rec = parse(text);
         if (rec) yield rec;
         start = nl + 1;
-        nl = buffer.indexOf('\n', start);
+        nl = chunk.indexOf('\n', start);
       }
-      buffer = buffer.slice(start);
+      if (start < chunk.length) pending.push(chunk.slice(start));
     }
+    buffer = pending.join('');
   } catch (e) {
     if (e instanceof LidError) throw e;
     const code = (e as NodeJS.ErrnoException).code;

@@ -125,6 +125,11 @@ function pythonRegex(pattern: string, anchored: 'full' | 'suffix', where: string
   }
 }
 
+/** PEFT's regex for the layer index after a `layers_pattern` name (`…<pattern>.<index>.…`). */
+function layersRegex(pattern: string): RegExp {
+  return new RegExp(`^.*\\.${pattern}\\.(\\d+)\\.`);
+}
+
 /** Validate a parsed adapter_config.json (`where`: the file, for messages). */
 export function parseLoraConfig(json: unknown, where: string): LoraConfig {
   const bad = (field: string, what: string): never => {
@@ -173,16 +178,20 @@ export function parseLoraConfig(json: unknown, where: string): LoraConfig {
     if (typeof v === 'string') pythonRegex(v, 'full', `${where}: "${k}"`);
     return Array.isArray(v) ? [...v] : (v as string | null);
   };
-  const patterns = (k: string): Record<string, number> => {
+  const patterns = (k: string, test: (n: number) => boolean, what: string): Record<string, number> => {
     const v = get(k);
     const ok =
       typeof v === 'object' &&
       v !== null &&
       !Array.isArray(v) &&
       Object.values(v).every((x) => typeof x === 'number');
-    if (!ok) bad(k, 'must map module name patterns to numbers');
-    for (const p of Object.keys(v as object)) pythonRegex(p, 'suffix', `${where}: "${k}"`);
-    return { ...(v as Record<string, number>) };
+    if (!ok) bad(k, `must map module name patterns to ${what}`);
+    for (const [p, n] of Object.entries(v as Record<string, number>)) {
+      if (!test(n)) bad(k, `maps ${JSON.stringify(p)} to ${JSON.stringify(n)}; values must be ${what}`);
+      pythonRegex(p, 'suffix', `${where}: "${k}"`);
+    }
+    // Object.fromEntries keeps a key named __proto__ as a key (a spread would too, but not an assignment)
+    return Object.fromEntries(Object.entries(v as Record<string, number>));
   };
 
   const targetModules = modules('target_modules') ?? [...LLAMA_DEFAULT_TARGETS];
@@ -201,6 +210,19 @@ export function parseLoraConfig(json: unknown, where: string): LoraConfig {
   if (layersPattern !== null && typeof layersPattern !== 'string' && !isStrings(layersPattern)) {
     bad('layers_pattern', 'must be a string or a list of strings');
   }
+  for (const p of typeof layersPattern === 'string'
+    ? [layersPattern]
+    : ((layersPattern as string[] | null) ?? [])) {
+    try {
+      layersRegex(p);
+    } catch (e) {
+      throw new ModelFormatError(
+        'ADAPTER_CONFIG_INVALID',
+        `${where}: "layers_pattern": invalid regex ${JSON.stringify(p)}`,
+        { cause: e },
+      );
+    }
+  }
 
   return {
     peftType: 'LORA',
@@ -209,8 +231,12 @@ export function parseLoraConfig(json: unknown, where: string): LoraConfig {
     useRslora: bool('use_rslora'),
     targetModules,
     excludeModules: modules('exclude_modules'),
-    rankPattern: patterns('rank_pattern'),
-    alphaPattern: patterns('alpha_pattern'),
+    rankPattern: patterns(
+      'rank_pattern',
+      (n) => Number.isSafeInteger(n) && n > 0,
+      'positive integers (ranks)',
+    ),
+    alphaPattern: patterns('alpha_pattern', Number.isFinite, 'numbers'),
     fanInFanOut: bool('fan_in_fan_out'),
     modulesToSave: modulesToSave === null ? null : [...(modulesToSave as string[])],
     loraDropout: num('lora_dropout', (n) => n >= 0 && n < 1, 'a probability in [0, 1)'),
@@ -286,7 +312,7 @@ export function isTargetModule(config: LoraConfig, moduleName: string): boolean 
     m = moduleName.match(/^.*\.[^.]*\.(\d+)\./);
   } else {
     for (const p of typeof patterns === 'string' ? [patterns] : patterns) {
-      m = moduleName.match(new RegExp(`^.*\\.${p}\\.(\\d+)\\.`));
+      m = moduleName.match(layersRegex(p));
       if (m) break;
     }
   }
@@ -427,12 +453,15 @@ export async function readAdapter(dir: string): Promise<Adapter> {
     );
   }
   const file = await SafetensorsFile.open(weightsFile);
-  const tensors: Record<string, TensorSpec> = {};
+  let tensors: Record<string, TensorSpec>;
   try {
-    for (const name of file.names()) {
-      const { dtype, shape } = file.info(name);
-      tensors[name] = { dtype, shape };
-    }
+    // fromEntries, not assignment: a tensor named "__proto__" must stay a tensor (and be refused as such)
+    tensors = Object.fromEntries(
+      file.names().map((name) => {
+        const { dtype, shape } = file.info(name);
+        return [name, { dtype, shape }];
+      }),
+    );
   } finally {
     await file.close();
   }

@@ -47,6 +47,12 @@ async function readIndex(dir: string): Promise<Map<string, string>> {
     }
     map.set(name, shard);
   }
+  if (map.size === 0) {
+    throw new ModelFormatError(
+      'CHECKPOINT_BAD_INDEX',
+      `${file}: "weight_map" lists no tensors (expected tensor name -> shard file)`,
+    );
+  }
   return map;
 }
 

@@ -171,6 +171,7 @@ export class Tokenizer {
         `${src}: special_tokens_map.json is not a JSON object`,
       );
     }
+    checkTokenIds(files.tokenizer, src);
     this.json = {
       normalizer: null,
       pre_tokenizer: null,
@@ -240,6 +241,12 @@ export class Tokenizer {
 
     // What tokenizer.json's post-processor adds; add_bos_token / add_eos_token of the config override it.
     const probe = this.hf.encode('', { add_special_tokens: true }).ids;
+    // Run the whole pipeline once, so that a corrupt component (a decoder of the wrong shape…) fails here, while
+    // loading, as TOKENIZER_UNSUPPORTED naming the file, rather than at the first real text.
+    this.hf.decode(this.hf.encode('Hello, wörld 1 😀', { add_special_tokens: true }).ids, {
+      skip_special_tokens: false,
+      clean_up_tokenization_spaces: this.cleanUpSpaces,
+    });
     const postBos = this.bosId !== null && probe[0] === this.bosId;
     const postEos = this.eosId !== null && probe.slice(postBos ? 1 : 0).at(-1) === this.eosId;
     const flag = (v: unknown) => (typeof v === 'boolean' ? v : null);
@@ -265,12 +272,26 @@ export class Tokenizer {
 
   /** From parsed JSON (see {@link TokenizerFilesJSON}). */
   static fromJSON(files: TokenizerFilesJSON): Tokenizer {
-    return new Tokenizer(files);
+    return Tokenizer.construct(files);
+  }
+
+  /** The constructor, with any failure of a corrupt file (deep inside tokenizers.js) as our typed error. */
+  private static construct(files: TokenizerFilesJSON): Tokenizer {
+    try {
+      return new Tokenizer(files);
+    } catch (e) {
+      if ((e as { isPolyglotError?: unknown })?.isPolyglotError === true) throw e;
+      throw new ModelFormatError(
+        'TOKENIZER_UNSUPPORTED',
+        `${files.source ?? '<tokenizer.json>'}: tokenizer.json cannot be loaded: ${(e as Error)?.message ?? String(e)}`,
+        { cause: e },
+      );
+    }
   }
 
   /** From file paths; only tokenizer.json is required. */
   static async fromFiles(paths: TokenizerFilePaths): Promise<Tokenizer> {
-    return new Tokenizer({
+    return Tokenizer.construct({
       tokenizer: await readJson(paths.tokenizer),
       config: paths.config === undefined ? undefined : await readJson(paths.config),
       specialTokensMap:
@@ -304,8 +325,10 @@ export class Tokenizer {
 
   /** Token ids of `text`; with `addSpecialTokens` (default) the tokenizer's BOS/EOS as transformers adds them. */
   encode(text: string, { addSpecialTokens = true }: EncodeOptions = {}): number[] {
-    if (!this.ownSpecials) return this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids;
-    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    if (!this.ownSpecials) {
+      return this.guard('encode', () => this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+    }
+    const ids = this.guard('encode', () => this.hf.encode(text, { add_special_tokens: false }).ids);
     if (!addSpecialTokens) return ids;
     if (this.addBosToken) ids.unshift(this.bosId!);
     if (this.addEosToken) ids.push(this.eosId!);
@@ -322,10 +345,26 @@ export class Tokenizer {
     for (const id of ids) this.idToToken(id);
     const kept = skipSpecialTokens ? ids.filter((id) => !this.specialIds.has(id)) : [...ids];
     if (kept.length === 0) return '';
-    return this.hf.decode(kept, {
-      skip_special_tokens: false,
-      clean_up_tokenization_spaces: this.cleanUpSpaces,
-    });
+    return this.guard('decode', () =>
+      this.hf.decode(kept, {
+        skip_special_tokens: false,
+        clean_up_tokenization_spaces: this.cleanUpSpaces,
+      }),
+    );
+  }
+
+  /** Runs tokenizers.js: a failure inside it (a corrupt tokenizer.json that loaded) is a typed error. */
+  private guard<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if ((e as { isPolyglotError?: unknown })?.isPolyglotError === true) throw e;
+      throw new TokenizerError(
+        'TOKENIZER_FAILED',
+        `${this.source}: tokenizer.json cannot ${what} this text: ${(e as Error)?.message ?? String(e)}`,
+        { cause: e },
+      );
+    }
   }
 
   /** A streaming decoder: feed it generated ids one by one and print what it returns. */
@@ -562,6 +601,57 @@ function withExactByteFallback(decoder: HfDecoder | null): HfDecoder | null {
     return exact;
   }
   return decoder;
+}
+
+/**
+ * Token ids of tokenizer.json's vocabulary and added tokens must be non-negative integers near the number of
+ * tokens the file defines: tokenizers.js sizes arrays by the largest id (and walks them), so one corrupt id of
+ * 800 million would allocate and loop without bound.
+ */
+function checkTokenIds(tokenizer: Json, src: string): void {
+  let maxId = -1;
+  const id = (v: unknown, what: string) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new ModelFormatError(
+        'TOKENIZER_INVALID',
+        `${src}: tokenizer.json ${what} has id ${JSON.stringify(v)}; token ids are non-negative integers`,
+      );
+    }
+    if (v > maxId) maxId = v;
+  };
+  const model = tokenizer.model as Json;
+  let count = 0;
+  if (Array.isArray(model.vocab)) {
+    count = model.vocab.length; // Unigram: ids are positions
+  } else if (isObject(model.vocab)) {
+    for (const [token, v] of Object.entries(model.vocab)) {
+      id(v, `model.vocab token ${JSON.stringify(token)}`);
+      count++;
+    }
+  }
+  const added = tokenizer.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) {
+      throw new ModelFormatError('TOKENIZER_INVALID', `${src}: tokenizer.json "added_tokens" must be a list`);
+    }
+    added.forEach((t, i) => {
+      if (!isObject(t)) {
+        throw new ModelFormatError(
+          'TOKENIZER_INVALID',
+          `${src}: tokenizer.json added_tokens[${i}] is not an object`,
+        );
+      }
+      id(t.id, `added_tokens[${i}]`);
+    });
+    count += added.length;
+  }
+  const limit = 2 * count + 1024;
+  if (maxId >= limit) {
+    throw new ModelFormatError(
+      'TOKENIZER_INVALID',
+      `${src}: tokenizer.json has token id ${maxId}, far beyond the ${count} tokens it defines (a corrupt file?)`,
+    );
+  }
 }
 
 /** A token in tokenizer_config.json: a string, an AddedToken object `{"content": …}`, or null. */

@@ -64,6 +64,19 @@ export {
   type SftArgs,
   TRAJECTORY_ARGS,
 } from './options.js';
+export {
+  PRETRAIN_LOG,
+  PRETRAIN_SUMMARY,
+  type PretrainHooks,
+  type PretrainLogRecord,
+  type PretrainOptions,
+  type PretrainSummary,
+  pretrain,
+  pretrainLoss,
+  pretrainLr,
+  tokenStream,
+  WindowSampler,
+} from './pretrain.js';
 export { mixSeed, permutation, prng } from './rng.js';
 export {
   createSchedule,

@@ -100,6 +100,9 @@ export function renderJinja(source: string, vars: Record<string, unknown>, where
 // Python literals (what `ast.literal_eval` reads): lm-evaluation-harness reads a rendered doc_to_choice such as
 // "['a', 'b']" with it. Jinja here prints lists as JSON ("["a", "b"]"), which is also a Python literal.
 
+/** Lists, tuples and dicts nested deeper than this are refused (`bad-literal`). */
+const MAX_LITERAL_DEPTH = 1000;
+
 /**
  * Parses a Python literal: strings ('…', "…", with backslash escapes), numbers, True/False/None, lists, tuples
  * and dicts. Raises `bad-literal` naming `where`.
@@ -115,12 +118,20 @@ export function parsePythonLiteral(text: string, where = '<literal>'): unknown {
   const ws = () => {
     while (i < text.length && /\s/.test(text[i]!)) i++;
   };
+  // nesting depth: literals come from rendered templates (the data), so recursion is bounded
+  let depth = 0;
+  const nested = <T>(parse: () => T): T => {
+    if (++depth > MAX_LITERAL_DEPTH) fail(`nested deeper than ${MAX_LITERAL_DEPTH} levels`);
+    const v = parse();
+    depth--;
+    return v;
+  };
   const value = (): unknown => {
     ws();
     const c = text[i];
     if (c === undefined) return fail('unexpected end');
-    if (c === '[' || c === '(') return seq(c === '[' ? ']' : ')');
-    if (c === '{') return dict();
+    if (c === '[' || c === '(') return nested(() => seq(c === '[' ? ']' : ')'));
+    if (c === '{') return nested(dict);
     if (c === '"' || c === "'") return str();
     const m = /^(?:True|False|None|true|false|null)\b/.exec(text.slice(i));
     if (m) {
@@ -162,7 +173,13 @@ export function parsePythonLiteral(text: string, where = '<literal>'): unknown {
       ws();
       if (text[i] !== ':') fail('expected ":"');
       i++;
-      out[String(key)] = value();
+      // defineProperty, not assignment: a key "__proto__" is a key, not the object's prototype
+      Object.defineProperty(out, String(key), {
+        value: value(),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
       ws();
       if (text[i] === ',') i++;
       else if (text[i] !== '}') fail('expected "," or "}"');

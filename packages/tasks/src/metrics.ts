@@ -164,7 +164,7 @@ export const METRICS: Readonly<Record<string, MetricFunction>> = {
 
 /** The metric function of a name; `bad-metric` listing the known ones for the output type. */
 export function metricFunction(name: string, outputType: OutputType, where: string): MetricFunction {
-  const m = METRICS[name];
+  const m = Object.hasOwn(METRICS, name) ? METRICS[name] : undefined;
   if (!m || !m.outputTypes.includes(outputType)) {
     const known = Object.entries(METRICS)
       .filter(([, f]) => f.outputTypes.includes(outputType))

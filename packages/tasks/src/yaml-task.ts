@@ -48,11 +48,43 @@ function isFunctionRef(v: unknown): v is PythonFunctionRef {
 
 /** Parses YAML text with lm-evaluation-harness's `!function` tag. */
 export function parseYaml(text: string, file = '<yaml>'): unknown {
+  let value: unknown;
   try {
-    return YAML.parse(text, { customTags: [FUNCTION_TAG as never], uniqueKeys: false });
+    value = YAML.parse(text, { customTags: [FUNCTION_TAG as never], uniqueKeys: false });
   } catch (e) {
     throw new TasksError('bad-yaml', `${file}: invalid YAML: ${(e as Error).message}`, { cause: e });
   }
+  const cycle = cyclicPath(value);
+  if (cycle !== null) {
+    throw new TasksError(
+      'bad-yaml',
+      `${file}: ${cycle || 'the document'} contains itself (a recursive YAML alias); task files must be trees`,
+    );
+  }
+  return value;
+}
+
+/** The path (`a.b[2]`) of a value that contains itself — what a YAML alias to its own ancestor makes — or null. */
+function cyclicPath(root: unknown): string | null {
+  // iterative depth-first walk: `open` holds the containers on the current path
+  const open = new Set<object>();
+  const stack: { value: unknown; path: string; leave?: boolean }[] = [{ value: root, path: '' }];
+  while (stack.length > 0) {
+    const { value, path: at, leave } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (leave) {
+      open.delete(value);
+      continue;
+    }
+    if (open.has(value)) return at;
+    open.add(value);
+    stack.push({ value, path: at, leave: true });
+    const entries: [string, unknown][] = Array.isArray(value)
+      ? value.map((v, i) => [`${at}[${i}]`, v])
+      : Object.entries(value).map(([k, v]) => [at ? `${at}.${k}` : k, v]);
+    for (const [p, v] of entries) stack.push({ value: v, path: p });
+  }
+  return null;
 }
 
 /** A task configuration as YAML text (`!function` references kept), e.g. to write a loaded task back out. */
@@ -93,7 +125,13 @@ export interface YamlTaskOptions {
 }
 
 function where(config: YamlTaskConfig, file?: string): string {
-  return `${file ?? '<yaml>'}: task ${JSON.stringify(config.task)}`;
+  let name: string;
+  try {
+    name = JSON.stringify(config.task) ?? String(config.task);
+  } catch {
+    name = String(config.task); // a config built in code may hold anything (a cycle, a BigInt)
+  }
+  return `${file ?? '<yaml>'}: task ${name}`;
 }
 
 function unsupportedFunction(what: string, ref: PythonFunctionRef, w: string): TasksError {
@@ -164,12 +202,12 @@ function dataFiles(config: YamlTaskConfig, baseDir: string, w: string): Record<s
   if (statSync(local).isFile()) return { '*': [local] };
   const name = typeof config.dataset_name === 'string' ? config.dataset_name : null;
   const dirs = name ? [path.join(local, name), local] : [local];
-  const out: Record<string, string[]> = {};
+  const out: Record<string, string[]> = Object.create(null); // a file "__proto__.jsonl" is a split like any other
   for (const dir of dirs) {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
     for (const f of readdirSync(dir).sort()) {
       const m = /^(.*?)\.(jsonl|json)$/.exec(f);
-      if (m && !(m[1]! in out)) out[m[1]!] = [path.join(dir, f)];
+      if (m && !Object.hasOwn(out, m[1]!)) out[m[1]!] = [path.join(dir, f)];
     }
   }
   return out;
@@ -183,7 +221,12 @@ async function loadSplit(config: YamlTaskConfig, split: string, baseDir: string,
       `${w}: dataset_path ${JSON.stringify(config.dataset_path)} is not a local file or folder; polyglot reads local data only — download the dataset (e.g. as JSON Lines) and set dataset_path: json with dataset_kwargs.data_files: {${split}: FILE}, or dataset_path: ./FILE`,
     );
   }
-  const list = files[split] ?? files['*'];
+  // own keys only: a split named "constructor" is not Object.prototype.constructor
+  const list = Object.hasOwn(files, split)
+    ? files[split]
+    : Object.hasOwn(files, '*')
+      ? files['*']
+      : undefined;
   if (!list) {
     throw new TasksError(
       'data-missing',
@@ -323,9 +366,26 @@ export function generationParams(kwargs: unknown, fewshotDelimiter: string, w: s
     const stops = (list as string[]).filter((s) => s !== '');
     if (stops.length > 0) p.stop = stops;
   }
-  p.max_tokens = (k.max_gen_toks ?? k.max_tokens ?? 256) as number;
+  const number = (name: string, v: unknown, ok: (n: number) => boolean, what: string): number => {
+    if (typeof v !== 'number' || !ok(v)) {
+      throw new TasksError(
+        'bad-yaml',
+        `${w}: generation_kwargs.${name} must be ${what}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  };
+  const maxName = k.max_gen_toks !== undefined && k.max_gen_toks !== null ? 'max_gen_toks' : 'max_tokens';
+  p.max_tokens = number(
+    maxName,
+    k.max_gen_toks ?? k.max_tokens ?? 256,
+    (n) => Number.isSafeInteger(n) && n > 0,
+    'a positive integer',
+  );
   const sample = k.do_sample === true;
-  p.temperature = sample ? ((k.temperature as number | undefined) ?? 1) : 0;
+  p.temperature = sample
+    ? number('temperature', k.temperature ?? 1, (n) => Number.isFinite(n) && n >= 0, 'a number >= 0')
+    : 0;
   for (const name of [
     'top_p',
     'top_k',
@@ -334,7 +394,9 @@ export function generationParams(kwargs: unknown, fewshotDelimiter: string, w: s
     'frequency_penalty',
     'presence_penalty',
   ] as const) {
-    if (k[name] !== undefined && k[name] !== null && sample) (p as Record<string, unknown>)[name] = k[name];
+    if (k[name] !== undefined && k[name] !== null && sample) {
+      (p as Record<string, unknown>)[name] = number(name, k[name], Number.isFinite, 'a number');
+    }
   }
   return p;
 }
@@ -406,6 +468,9 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
   const targetDelimiter = typeof config.target_delimiter === 'string' ? config.target_delimiter : ' ';
   const fewshotDelimiter = typeof config.fewshot_delimiter === 'string' ? config.fewshot_delimiter : '\n\n';
   const numFewshot = typeof config.num_fewshot === 'number' ? config.num_fewshot : 0;
+  if (!Number.isSafeInteger(numFewshot) || numFewshot < 0) {
+    throw new TasksError('bad-yaml', `${w}: num_fewshot must be a whole number >= 0, got ${numFewshot}`);
+  }
   const metrics = compileMetrics(config, outputType, w);
   const rawFilters = config.filter_list;
   const pipelines: FilterPipeline[] =
@@ -419,6 +484,12 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
       ? generationParams(config.generation_kwargs, fewshotDelimiter, w)
       : undefined;
   const version = ((config.metadata as { version?: unknown } | undefined)?.version ?? 0) as string | number;
+  for (const key of ['test_split', 'validation_split', 'training_split', 'fewshot_split']) {
+    const v = config[key];
+    if (v !== undefined && v !== null && typeof v !== 'string') {
+      throw new TasksError('bad-yaml', `${w}: ${key} must be a split name, got ${JSON.stringify(v)}`);
+    }
+  }
   const evalSplit = (config.test_split ?? config.validation_split) as string | undefined;
   const fewshotSplit = (config.fewshot_split ??
     config.training_split ??
@@ -461,7 +532,7 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
     if (unsupported) throw new TasksError('unsupported-task', `${w}: cannot run here: ${unsupported}`);
   };
 
-  return defineTask({
+  return defineYamlTask(options.file, {
     name,
     version,
     // lm-evaluation-harness's `description` is a prompt prefix, not prose about the task.
@@ -530,6 +601,12 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
             });
           }
         } else if (response.type === 'multiple_choice') {
+          if (!Array.isArray(response.logprobs) || response.logprobs.length !== (choices ?? []).length) {
+            throw new TasksError(
+              'bad-response',
+              `${w}: the response has ${Array.isArray(response.logprobs) ? response.logprobs.length : 'no'} log-probabilities for ${(choices ?? []).length} choices`,
+            );
+          }
           const gold = goldIndices(target, choices ?? [], w);
           let best = 0;
           response.logprobs.forEach((lp, i) => {
@@ -560,6 +637,18 @@ export function yamlTask(config: YamlTaskConfig, options: YamlTaskOptions = {}):
     },
     config: () => ({ ...config }),
   });
+}
+
+/** {@link defineTask}, its errors (a name it refuses…) naming the YAML file. */
+function defineYamlTask(file: string | undefined, definition: Parameters<typeof defineTask>[0]): Task {
+  try {
+    return defineTask(definition);
+  } catch (e) {
+    if (e instanceof TasksError && file !== undefined && !e.message.startsWith(file)) {
+      throw new TasksError(e.code, `${file}: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 /** Groups and tags a YAML file declares: `tag: NAME` / `group: NAME` on a task, or a group file listing tasks. */

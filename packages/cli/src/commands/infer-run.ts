@@ -2,6 +2,7 @@ import path from 'node:path';
 import {
   type Engine,
   type GenerateParams,
+  LlamaCppEngine,
   LocalEngine,
   PAPER_SAMPLING,
   PAPER_SEEDS,
@@ -15,6 +16,7 @@ import { BACKEND_NAMES, type BackendName, type ProgressStream, Tokenizer } from 
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { type Io, processIo } from '../io.js';
+import { resolveKey, shownEngineSpec } from '../secrets.js';
 import { intArg, numArg } from './infer.js';
 
 interface RunOptions {
@@ -45,6 +47,7 @@ interface RunOptions {
   timeout?: number;
   retries?: number;
   apiKey?: string;
+  apiKeyFile?: string;
   quiet?: boolean;
 }
 
@@ -140,7 +143,11 @@ export function registerRun(infer: Command, io: Io = processIo): void {
     .option('--concurrency <n>', 'openai: requests in flight per endpoint', intArg('--concurrency', 1))
     .option('--timeout <secs>', 'openai: time limit of one attempt', numArg)
     .option('--retries <n>', 'openai: retries of a failed request', intArg('--retries', 0))
-    .option('--api-key <key>', 'openai: API key (default: OPENAI_API_KEY)')
+    .option(
+      '--api-key-file <file>',
+      'openai: file whose first line is the API key (default: $OPENAI_API_KEY)',
+    )
+    .option('--api-key <key>', 'openai: the API key itself (discouraged: it shows in ps; use --api-key-file)')
     .option('--quiet', 'no progress')
     .action(async (opts: RunOptions) => {
       const params: GenerateParams = {
@@ -166,8 +173,13 @@ export function registerRun(infer: Command, io: Io = processIo): void {
       let tokenizer: Tokenizer | null | undefined;
       let model: string;
       if (spec.kind === 'local') {
-        if (opts.concurrency !== undefined || opts.tokenizer !== undefined) {
-          throw new UsageError('--concurrency and --tokenizer are for openai: engines');
+        if (
+          opts.concurrency !== undefined ||
+          opts.tokenizer !== undefined ||
+          opts.apiKey !== undefined ||
+          opts.apiKeyFile !== undefined
+        ) {
+          throw new UsageError('--concurrency, --tokenizer and --api-key(-file) are for openai: engines');
         }
         engine = await LocalEngine.load({
           model: spec.dir,
@@ -176,16 +188,33 @@ export function registerRun(infer: Command, io: Io = processIo): void {
           batchSize: opts.batchSize,
         });
         model = opts.model ?? spec.dir;
+      } else if (spec.kind === 'llamacpp') {
+        // llama.cpp (node-llama-cpp): a GGUF file, or a model directory exported to a cached GGUF
+        engine = await LlamaCppEngine.load({
+          model: spec.path,
+          dtype: spec.dtype,
+          adapter: opts.adapter,
+          tokenizer: opts.tokenizer,
+          batchSize: opts.batchSize,
+        });
+        model = opts.model ?? spec.path;
       } else {
         if (opts.adapter !== undefined) {
           throw new UsageError(
             '--adapter is for local: engines; a server serves adapters as models: pass --model NAME',
           );
         }
+        const apiKey = resolveKey({
+          flag: '--api-key',
+          value: opts.apiKey,
+          file: opts.apiKeyFile,
+          env: 'OPENAI_API_KEY',
+          warn: (m) => io.stderr(`polyglot infer run: warning: ${m}\n`),
+        });
         engine = await RemoteEngine.connect({
           endpoints: spec.urls,
           model: opts.model,
-          apiKey: opts.apiKey,
+          apiKey,
           concurrency: opts.concurrency,
           timeoutMs: opts.timeout === undefined ? undefined : opts.timeout * 1000,
           retries: opts.retries,
@@ -212,7 +241,11 @@ export function registerRun(infer: Command, io: Io = processIo): void {
           limit: opts.limit,
           progress,
           quiet: opts.quiet,
-          extraArgs: { engine_spec: opts.engine, backend: engine.info.backend },
+          // The spec as written down: URLs without credentials or key-like query parameters.
+          extraArgs: {
+            engine_spec: shownEngineSpec(opts.engine),
+            backend: engine.info.backend,
+          },
         });
         for (const r of results) {
           io.stdout(

@@ -3,15 +3,21 @@ import path from 'node:path';
 import {
   ADAPTER_CONFIG_FILE,
   type Adapter,
+  exportGguf,
+  exportLoraGguf,
   formatInspect,
+  GGUF_DTYPES,
+  type GgufDtype,
   inspectModel,
+  type Progress,
   readAdapter,
+  readLlamaConfig,
   Tokenizer,
 } from '@polyglot/model';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
-import { planned } from '../planned.js';
+import { progressFor } from './infer.js';
 
 export function registerModel(program: Command, io: Io): void {
   const model = program
@@ -79,7 +85,75 @@ export function registerModel(program: Command, io: Io): void {
       );
     });
 
-  planned(model, 'export', 'Export a checkpoint to GGUF (f32, f16, q8_0) for llama.cpp', 15);
+  model
+    .command('export')
+    .description(
+      'Export a Hugging Face Llama checkpoint (e.g. after `polyglot merge`) to GGUF for llama.cpp: f32, f16 or q8_0 ' +
+        'weights, the tokenizer, and the source tokenizer files; or a PEFT adapter as a llama.cpp LoRA GGUF (--adapter)',
+    )
+    .requiredOption('--to <format>', 'output format: gguf')
+    .requiredOption(
+      '--model <dir>',
+      'Hugging Face model directory (config.json, safetensors, tokenizer.json)',
+    )
+    .requiredOption('--out <file>', 'the GGUF file to write (atomically)')
+    .option('--dtype <dtype>', `weight type: ${GGUF_DTYPES.join(', ')}`, 'f16')
+    .option('--tokenizer <dir>', 'directory of the tokenizer files (default: the model directory)')
+    .option('--merge-adapter <dir>', 'merge this PEFT LoRA adapter into the weights while exporting')
+    .option(
+      '--adapter <dir>',
+      "export this PEFT LoRA adapter alone, for llama.cpp's --lora (--model gives its base)",
+    )
+    .option('--quiet', 'no progress')
+    .action(
+      async (opts: {
+        to: string;
+        model: string;
+        out: string;
+        dtype: string;
+        tokenizer?: string;
+        mergeAdapter?: string;
+        adapter?: string;
+        quiet?: boolean;
+      }) => {
+        if (opts.to !== 'gguf') throw new UsageError(`--to must be gguf, got ${JSON.stringify(opts.to)}`);
+        if (!(GGUF_DTYPES as readonly string[]).includes(opts.dtype)) {
+          throw new UsageError(
+            `--dtype must be one of ${GGUF_DTYPES.join(', ')}, got ${JSON.stringify(opts.dtype)}`,
+          );
+        }
+        if (opts.adapter !== undefined) {
+          if (opts.mergeAdapter !== undefined)
+            throw new UsageError('give --adapter or --merge-adapter, not both');
+          if (opts.dtype === 'q8_0') throw new UsageError('an adapter is exported as f32 or f16 (--dtype)');
+          const r = await exportLoraGguf(opts.adapter, await readLlamaConfig(opts.model), opts.out, {
+            dtype: opts.dtype as 'f32' | 'f16',
+          });
+          io.stdout(
+            `${JSON.stringify({ file: r.file, bytes: r.bytes, adapter: opts.adapter, alpha: r.alpha, modules: r.modules })}\n`,
+          );
+          return;
+        }
+        let progress: Progress | null = null;
+        const r = await exportGguf(opts.model, opts.out, {
+          dtype: opts.dtype as GgufDtype,
+          tokenizer: opts.tokenizer,
+          mergeAdapter: opts.mergeAdapter,
+          onTensor: opts.quiet
+            ? undefined
+            : (_i, total) => {
+                progress ??= progressFor(io, total, 'tensors');
+                progress.tick();
+              },
+        });
+        (progress as Progress | null)?.done();
+        const types: Record<string, number> = {};
+        for (const t of Object.values(r.tensorTypes)) types[t] = (types[t] ?? 0) + 1;
+        io.stdout(
+          `${JSON.stringify({ file: r.file, bytes: r.bytes, dtype: r.dtype, tokenizer: r.tokenizerModel, tensors: types })}\n`,
+        );
+      },
+    );
 }
 
 function formatTokenizer(t: ReturnType<Tokenizer['summary']>): string {

@@ -1,5 +1,4 @@
 // `polyglot reproduce`: the paper's experiment end to end (see ../reproduce/pipeline.ts for the stages).
-import { readFileSync } from 'node:fs';
 import { BACKEND_NAMES, type BackendName } from '@polyglot/model';
 import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
@@ -7,6 +6,7 @@ import type { Io } from '../io.js';
 import { type ReproduceResult, reproduce } from '../reproduce/pipeline.js';
 import { PRESET_NAMES, type PresetName } from '../reproduce/presets.js';
 import { STAGES } from '../reproduce/state.js';
+import { resolveKey } from '../secrets.js';
 
 interface ReproduceFlags {
   preset: PresetName;
@@ -128,16 +128,12 @@ export function registerReproduce(program: Command, io: Io): void {
       if ((opts.judgeUrl === undefined) !== (opts.judgeModel === undefined)) {
         throw new UsageError('--judge-url and --judge-model go together');
       }
-      let apiKey: string | undefined;
-      if (opts.judgeApiKeyFile) {
-        try {
-          apiKey = readFileSync(opts.judgeApiKeyFile, 'utf8').trim();
-        } catch (e) {
-          throw new UsageError(
-            `--judge-api-key-file ${opts.judgeApiKeyFile}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`,
-          );
-        }
-      } else apiKey = process.env.OPENAI_API_KEY;
+      const apiKey = resolveKey({
+        flag: '--judge-api-key',
+        file: opts.judgeApiKeyFile,
+        env: 'OPENAI_API_KEY',
+        warn: (m) => io.stderr(`polyglot: warning: ${m}\n`),
+      });
       const result = await reproduce({
         preset: opts.preset,
         out: opts.out,

@@ -9,7 +9,13 @@ import {
   SamplingParamError,
   samplingParams,
 } from '@polyglot/infer';
-import { buildJudgeMessages, HELPFULNESS_RUBRIC, JudgeClient, parseJudgeResponse } from '@polyglot/judge';
+import {
+  buildJudgeMessages,
+  HELPFULNESS_RUBRIC,
+  JudgeClient,
+  parseJudgeResponse,
+  safeUrl,
+} from '@polyglot/judge';
 import { writeFileAtomic } from '@polyglot/lid';
 import { BACKEND_NAMES, type BackendName, Tokenizer } from '@polyglot/model';
 import {
@@ -26,6 +32,7 @@ import {
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { type Io, processIo } from '../io.js';
+import { resolveKey, shownEngineSpec } from '../secrets.js';
 import { intArg } from './infer.js';
 
 interface RegistryOptions {
@@ -37,6 +44,7 @@ interface JudgeOptions {
   judgeUrl?: string;
   judgeModel?: string;
   judgeApiKey?: string;
+  judgeApiKeyFile?: string;
 }
 
 interface RunOptions extends RegistryOptions, JudgeOptions {
@@ -54,6 +62,7 @@ interface RunOptions extends RegistryOptions, JudgeOptions {
   backend: BackendName;
   adapter?: string;
   apiKey?: string;
+  apiKeyFile?: string;
   concurrency?: number;
   tokenizer?: string;
   maxPromptTokens: number;
@@ -176,7 +185,11 @@ function judgeOptions(cmd: Command): Command {
       'chat helpfulness: an OpenAI-compatible endpoint of the judge (e.g. https://api.openai.com/v1)',
     )
     .option('--judge-model <name>', 'chat helpfulness: the judge model (the paper: gpt-3.5-turbo-1106)')
-    .option('--judge-api-key <key>', 'chat helpfulness: API key of the judge (default: OPENAI_API_KEY)');
+    .option(
+      '--judge-api-key-file <file>',
+      "chat helpfulness: file whose first line is the judge's API key (default: $OPENAI_API_KEY)",
+    )
+    .option('--judge-api-key <key>', 'chat helpfulness: the key itself (discouraged: it shows in ps)');
 }
 
 async function buildRegistry(opts: RegistryOptions): Promise<TaskRegistry> {
@@ -193,10 +206,16 @@ function makeJudge(opts: JudgeOptions): HelpfulnessJudge | undefined {
   const client = new JudgeClient({
     baseURL: opts.judgeUrl,
     model: opts.judgeModel,
-    apiKey: opts.judgeApiKey,
+    apiKey: resolveKey({
+      flag: '--judge-api-key',
+      value: opts.judgeApiKey,
+      file: opts.judgeApiKeyFile,
+      env: 'OPENAI_API_KEY',
+      warn: (m) => process.stderr.write(`polyglot tasks: warning: ${m}\n`),
+    }),
   });
   return {
-    name: `${opts.judgeModel} @ ${opts.judgeUrl}`,
+    name: `${opts.judgeModel} @ ${safeUrl(opts.judgeUrl)}`,
     async judge(items) {
       const out: (number | null)[] = new Array(items.length).fill(null);
       let next = 0;
@@ -253,8 +272,13 @@ export function resultsTable(results: ResultsFile): string {
 async function openTaskEngine(opts: RunOptions): Promise<Engine> {
   const spec = parseEngineSpec(opts.engine);
   if (spec.kind === 'local') {
-    if (opts.concurrency !== undefined || opts.tokenizer !== undefined || opts.apiKey !== undefined) {
-      throw new UsageError('--concurrency, --tokenizer and --api-key are for openai: engines');
+    if (
+      opts.concurrency !== undefined ||
+      opts.tokenizer !== undefined ||
+      opts.apiKey !== undefined ||
+      opts.apiKeyFile !== undefined
+    ) {
+      throw new UsageError('--concurrency, --tokenizer and --api-key(-file) are for openai: engines');
     }
     if (opts.model !== undefined) {
       throw new UsageError(
@@ -265,13 +289,28 @@ async function openTaskEngine(opts: RunOptions): Promise<Engine> {
       local: { adapter: opts.adapter, backend: opts.backend, batchSize: opts.batchSize },
     });
   }
+  if (spec.kind === 'llamacpp') {
+    return openEngine(spec, {
+      llamacpp: { adapter: opts.adapter, tokenizer: opts.tokenizer, batchSize: opts.batchSize },
+    });
+  }
   if (opts.adapter !== undefined) {
     throw new UsageError(
       '--adapter is for local: engines; a server serves adapters as models: pass --model NAME',
     );
   }
   return openEngine(spec, {
-    openai: { model: opts.model, apiKey: opts.apiKey, concurrency: opts.concurrency },
+    openai: {
+      model: opts.model,
+      apiKey: resolveKey({
+        flag: '--api-key',
+        value: opts.apiKey,
+        file: opts.apiKeyFile,
+        env: 'OPENAI_API_KEY',
+        warn: (m) => process.stderr.write(`polyglot tasks: warning: ${m}\n`),
+      }),
+      concurrency: opts.concurrency,
+    },
   });
 }
 
@@ -351,7 +390,11 @@ export function registerTasks(program: Command, io: Io = processIo): void {
             .default('auto'),
         )
         .option('--adapter <dir>', 'local: a PEFT LoRA adapter directory applied un-merged')
-        .option('--api-key <key>', 'openai: API key (default: OPENAI_API_KEY)')
+        .option(
+          '--api-key-file <file>',
+          'openai: file whose first line is the API key (default: $OPENAI_API_KEY)',
+        )
+        .option('--api-key <key>', 'openai: the API key itself (discouraged: it shows in ps)')
         .option('--concurrency <n>', 'openai: requests in flight per endpoint', intArg('--concurrency', 1))
         .option(
           '--tokenizer <dir>',
@@ -381,7 +424,7 @@ export function registerTasks(program: Command, io: Io = processIo): void {
       const results = await runTasks({
         tasks: selection,
         engine,
-        engineSpec: opts.engine,
+        engineSpec: shownEngineSpec(opts.engine),
         outputDir: opts.outputDir,
         limit: opts.limit,
         seeds: opts.seeds,

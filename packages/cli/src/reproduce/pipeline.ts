@@ -397,16 +397,29 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
         if (!existsSync(path.join(dir, 'config.json'))) {
           throw new UsageError(`--model ${dir}: not a Hugging Face model directory (no config.json)`);
         }
-        return { dir, cached: false, pretrainSecs: 0, embedded: false };
+        return { dir, cached: false, pretrainSecs: 0, finalLoss: null as number | null, embedded: false };
       }
+      let bar: Progress | null = null;
+      let last = 0;
       const b = await ensureBaseModel({
         preset: preset.base!,
         cacheDir: opts.cacheDir,
-        onProgress: quiet
-          ? undefined
-          : (p: unknown) => stream.write(`${JSON.stringify({ stage: 'base', ...(p as object) })}\n`),
+        onProgress: (p: unknown) => {
+          const e = p as { event?: string; step?: number; steps?: number };
+          if (e.event === 'step' && typeof e.step === 'number') {
+            bar ??= new Progress({ label: 'pretrain base', total: e.steps ?? null, stream, quiet });
+            bar.tick(e.step - last);
+            last = e.step;
+          } else if (e.event === 'done') bar?.done();
+        },
       });
-      return { dir: b.dir, cached: b.cached, pretrainSecs: b.secs, embedded: true };
+      return {
+        dir: b.dir,
+        cached: b.cached,
+        pretrainSecs: b.pretrainSecs,
+        finalLoss: b.finalLoss,
+        embedded: true,
+      };
     },
   );
   const baseDir = baseDetail.dir;
@@ -610,7 +623,7 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
   // 6. Language fidelity of every generation file (fastText lid.176, as the paper).
   const fidelityDetail = await stage(
     'fidelity',
-    { lid: 'lid176', empty: 'predict' },
+    { lid: 'lid176', empty: 'fail' },
     () => {
       for (const l of modelLabels)
         for (const f of generationFiles(path.join(dirs.runs, l))) rm(evalPathFor(f));
@@ -627,7 +640,7 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
       }[] = [];
       for (const label of modelLabels) {
         for (const file of generationFiles(path.join(dirs.runs, label))) {
-          const res = await fidelityOfFile(file, lid, { empty: 'predict' });
+          const res = await fidelityOfFile(file, lid, { empty: 'fail' });
           await writeEvalCsv(evalPathFor(file), res, { file: path.basename(file) });
           const name = parseRunFileName(file)!;
           rows.push({
@@ -647,7 +660,7 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
   // 7. Tasks (X-CSQA, XQuAD, XNLI) on every model.
   const tasksDetail = await stage(
     'tasks',
-    { tasks: preset.tasks, dataDir: r.taskDataDir ?? null, engine: r.engine, seeds: preset.seeds },
+    { tasks: preset.tasks, dataDir: r.taskDataDir ?? null, engine: r.engine, seeds: preset.taskSeeds },
     () => {
       for (const l of modelLabels) rm(path.join(dirs.runs, l, 'tasks'));
     },
@@ -672,7 +685,7 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
               engineSpec: spec,
               outputDir: path.join(dirs.runs, label, 'tasks', t.task),
               limit: t.limit ?? undefined,
-              seeds: preset.seeds,
+              seeds: preset.taskSeeds ?? undefined,
               batchSize: preset.batchSize,
               dataDir: r.taskDataDir,
               adapter,

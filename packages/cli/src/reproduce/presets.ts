@@ -38,6 +38,8 @@ export interface Preset {
   /** LoRA fine-tuning arguments (the rest are @polyglot/sft's paper defaults). */
   sft: Partial<SftArgs>;
   tasks: PresetTask[];
+  /** Sampling seeds of the generation tasks (XQuAD, X-CSQA); null: each task's own (the paper's 0, 42, 723). */
+  taskSeeds: number[] | null;
   /** Requests per engine call. */
   batchSize: number;
   /** Whether the untuned base model is evaluated too (as `base`). */
@@ -85,6 +87,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       { task: 'xcsqa_mc', langs: ['en', 'es'], limit: 3 },
       { task: 'xnli', langs: ['en', 'es'], limit: 3 },
     ],
+    taskSeeds: [0],
     batchSize: 12,
     evalBase: true,
   },
@@ -111,19 +114,20 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       loraR: 16,
       loraAlpha: 32,
       loraDropout: 0,
-      lr: 2e-3,
+      lr: 3e-3,
       warmupRatio: 0.03,
-      epochs: 2,
+      epochs: 8,
       batchSize: 4,
       gradAccum: 1,
       maxLength: 384,
-      saveSteps: 10,
+      saveSteps: 20,
     },
     tasks: [
       { task: 'xcsqa_mc', langs: DEMO_TASK_LANGS, limit: null },
       { task: 'xquad', langs: ['en', 'de', 'es', 'ru', 'zh'], limit: null },
       { task: 'xnli', langs: ['en', 'de', 'es', 'ru', 'zh', 'fr', 'bg', 'el', 'hi'], limit: null },
     ],
+    taskSeeds: [0],
     batchSize: 16,
     evalBase: true,
   },
@@ -171,6 +175,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       { task: 'xquad', langs: ['en', 'de', 'es', 'ru', 'zh', 'el', 'hi'], limit: null },
       { task: 'xnli', langs: ['en', 'de', 'es', 'ru', 'zh', 'fr', 'bg', 'el', 'hi'], limit: null },
     ],
+    taskSeeds: null,
     batchSize: 32,
     evalBase: false,
   },

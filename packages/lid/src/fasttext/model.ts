@@ -344,7 +344,8 @@ export class FastTextModel {
     for (let k = s; k < e; k++) w[k - s + 1] = bytes[k]!;
     w[W - 1] = 0x3e;
     const { minn, maxn, bucket } = this.args;
-    const need = this.nrows + W * maxn;
+    // at most min(maxn, W) n-grams start at each of the W positions (maxn comes from the file: never size by it)
+    const need = this.nrows + W * Math.min(maxn, W);
     if (need > this.rows.length) {
       const bigger = new Int32Array(Math.max(this.rows.length * 2, need));
       bigger.set(this.rows.subarray(0, this.nrows));

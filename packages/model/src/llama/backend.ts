@@ -4,7 +4,9 @@
  *
  * - `tensorflow`: `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node`, when the user installed one (optional,
  *   loaded with a dynamic import).
- * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` npm package), both installed by the user.
+ * - `webgpu`: `@tensorflow/tfjs-backend-webgpu` on Dawn (the `webgpu` npm package), both installed by the user; any
+ *   adapter, software ones (Mesa's lavapipe) included. If the application already installed `navigator.gpu` and
+ *   imported the backend package (a bundle), those are used. See the README's "Running on a GPU server".
  * - `wasm`: `@tensorflow/tfjs-backend-wasm` with SIMD, single-threaded by default (the CPU default); with
  *   `wasmThreads` > 1 (or `POLYGLOT_WASM_THREADS`), its threaded SIMD build with that many XNNPACK threads
  *   (./wasm-threads.ts: worker threads that never keep the process alive).
@@ -256,13 +258,91 @@ async function webgpuAdapter(): Promise<GpuAdapterLike | null> {
   return (await g.navigator!.gpu!.requestAdapter()) ?? null;
 }
 
+/** What Dawn reports about the WebGPU adapter that the `webgpu` backend would use. */
+export interface WebgpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A software rasteriser (lavapipe/llvmpipe, SwiftShader): `webgpu` accepts it, `auto` does not. */
+  software: boolean;
+  /** Largest storage-buffer binding in bytes: the limit on one tensor (weights above it cannot be bound). */
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/**
+ * The WebGPU adapter Dawn offers this process, or null when none (no Vulkan loader/driver reachable) — what to check
+ * on a GPU server before `--backend webgpu`. Throws {@link BackendError} `BACKEND_UNAVAILABLE` when the `webgpu`
+ * package is not installed. Starts no backend.
+ */
+export async function webgpuAdapterInfo(): Promise<WebgpuAdapterInfo | null> {
+  const a = (await webgpuAdapter()) as
+    | (GpuAdapterLike & { limits?: { maxStorageBufferBindingSize?: number; maxBufferSize?: number } })
+    | null;
+  if (!a) return null;
+  return {
+    vendor: a.info?.vendor ?? '',
+    architecture: a.info?.architecture ?? '',
+    device: a.info?.device ?? '',
+    description: a.info?.description ?? '',
+    software: !isHardwareAdapter(a),
+    maxStorageBufferBindingSize: Number(a.limits?.maxStorageBufferBindingSize ?? 0),
+    maxBufferSize: Number(a.limits?.maxBufferSize ?? 0),
+  };
+}
+
+/**
+ * The largest storage-buffer binding of the active webgpu backend's device in bytes (one tensor must fit in it),
+ * or null when the active backend is not webgpu.
+ */
+export function webgpuBindingLimit(): number | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const device = (
+    tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }
+  ).device;
+  const limit = Number(device?.limits?.maxStorageBufferBindingSize ?? 0);
+  return limit > 0 ? limit : null;
+}
+
+/**
+ * Throws BACKEND_TENSOR_TOO_LARGE when a float32 tensor of `bytes` cannot be bound on the active webgpu device (a
+ * binding over the limit is a validation error that Dawn only logs: the kernel would not run and results would be
+ * silently wrong).
+ */
+export function checkWebgpuBinding(bytes: number, what: string): void {
+  const limit = webgpuBindingLimit();
+  if (limit !== null && bytes > limit) {
+    throw new BackendError(
+      'BACKEND_TENSOR_TOO_LARGE',
+      `backend 'webgpu': ${what} takes ${bytes.toLocaleString('en-US')} bytes, more than this adapter's ` +
+        `maxStorageBufferBindingSize (${limit.toLocaleString('en-US')} bytes); use a GPU adapter with a larger ` +
+        `limit (NVIDIA: 2 GiB) or another backend`,
+    );
+  }
+}
+
 /** Software rasterisers (lavapipe/llvmpipe, SwiftShader) count as adapters for `webgpu`, not for `auto`. */
 function isHardwareAdapter(a: GpuAdapterLike): boolean {
   if (a.isFallbackAdapter) return false;
-  const text = Object.values(a.info ?? {})
-    .join(' ')
-    .toLowerCase();
+  // Dawn's GPUAdapterInfo exposes its fields as prototype getters (Object.values would see none).
+  const i = a.info ?? {};
+  const text = [i.vendor, i.architecture, i.device, i.description].join(' ').toLowerCase();
   return !/llvmpipe|lavapipe|swiftshader|software/.test(text);
+}
+
+async function importWebgpuBackend(): Promise<void> {
+  try {
+    await dynamicImport('@tensorflow/tfjs-backend-webgpu');
+  } catch (e) {
+    throw new BackendError(
+      'BACKEND_UNAVAILABLE',
+      isModuleNotFound(e)
+        ? `backend 'webgpu' needs @tensorflow/tfjs-backend-webgpu@${tf.version_core} (not installed)`
+        : `@tensorflow/tfjs-backend-webgpu failed to load: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
 }
 
 async function initWebgpu(requireHardware: boolean): Promise<void> {
@@ -278,17 +358,9 @@ async function initWebgpu(requireHardware: boolean): Promise<void> {
   if (requireHardware && !isHardwareAdapter(adapter)) {
     throw new BackendError('BACKEND_NO_ADAPTER', `backend 'webgpu': only a software adapter is available`);
   }
-  try {
-    await dynamicImport('@tensorflow/tfjs-backend-webgpu');
-  } catch (e) {
-    throw new BackendError(
-      'BACKEND_UNAVAILABLE',
-      isModuleNotFound(e)
-        ? `backend 'webgpu' needs @tensorflow/tfjs-backend-webgpu@${tf.version_core} (not installed)`
-        : `@tensorflow/tfjs-backend-webgpu failed to load: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
+  // Already registered when the application (or a bundle) imported @tensorflow/tfjs-backend-webgpu itself after
+  // installing navigator.gpu; the package registers its backend only when navigator.gpu exists at import time.
+  if (tf.findBackendFactory('webgpu') == null) await importWebgpuBackend();
   if (tf.findBackendFactory('webgpu') == null) {
     throw new BackendError(
       'BACKEND_VERSION_MISMATCH',

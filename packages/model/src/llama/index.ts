@@ -5,9 +5,12 @@ export {
   BackendError,
   type BackendName,
   type BackendOptions,
+  checkWebgpuBinding,
   initBackend,
+  type WebgpuAdapterInfo,
   wasmBinaryDir,
   wasmThreadCount,
+  webgpuAdapterInfo,
 } from './backend.js';
 export {
   type CacheRows,
@@ -17,6 +20,13 @@ export {
   KVCacheBase,
   TensorKVCache,
 } from './cache.js';
+export {
+  type FullTrainerOptions,
+  type FullTrainParamSpec,
+  fullTrainParamSpecs,
+  LlamaFullTrainer,
+  transpose2d,
+} from './full-train.js';
 export {
   type AttentionImpl,
   argmax,
@@ -30,6 +40,6 @@ export {
   type ScoreOptions,
   type TokenScores,
 } from './model.js';
-export { llamaConfig, randomWeightSource } from './random.js';
+export { largestWeight, llamaConfig, randomWeightSource } from './random.js';
 export { type RopeSpec, RopeTable, ropeInvFreq } from './rope.js';
 export type { AdapterInput, WeightSource } from './weights.js';

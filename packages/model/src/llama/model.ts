@@ -2,16 +2,26 @@
  * The Llama decoder (transformers' LlamaForCausalLM) on TensorFlow.js: RMSNorm, rotary embeddings, grouped-query
  * causal attention with padding masks, SwiGLU MLP, optional LoRA adapters (un-merged and switchable, or merged at
  * load), a KV cache for generation. Weights are uploaded once at load; a decode step uploads only its token ids
- * (and, on the tensor path, its small mask and rotary rows).
+ * (and, on the tensor path, its small mask and rotary rows). On webgpu, fused WGSL kernels (./webgpu-kernels.ts)
+ * replace op sequences, and greedy decoding keeps the token ids on the GPU between steps.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Checkpoint } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { PolyglotError } from '../errors.js';
 import { type AttentionShape, hostAttention, hostData, MASKED, tensorAttention } from './attention.js';
-import { type BackendName, initBackend, switchBackendSync } from './backend.js';
+import { type BackendName, checkWebgpuBinding, initBackend, switchBackendSync } from './backend.js';
 import { combineCaches, HostKVCache, type KVCache, TensorKVCache } from './cache.js';
+import { largestWeight } from './random.js';
 import { RopeTable } from './rope.js';
+import {
+  ATTENTION_MAX_KEYS,
+  attentionGpu,
+  rmsNormGpu,
+  ropeSplitGpu,
+  swigluGpu,
+  webgpuKernelsAvailable,
+} from './webgpu-kernels.js';
 import {
   type AdapterInput,
   checkConfig,
@@ -48,6 +58,11 @@ export interface LlamaLoadOptions {
   activeAdapter?: string | null;
   /** Attention implementation; default `host` on wasm and `tensor` elsewhere (cpu stays the pure-ops oracle). */
   attention?: AttentionImpl;
+  /**
+   * `webgpu` only: the fused WGSL kernels of ./webgpu-kernels.ts (RMSNorm, rotary split, attention, SwiGLU) instead
+   * of TensorFlow.js op sequences. Default true on webgpu; ignored elsewhere.
+   */
+  fusedKernels?: boolean;
 }
 
 export interface TokenScores {
@@ -94,6 +109,13 @@ export interface GreedyOptions {
   leftPad?: boolean;
   padId?: number;
 }
+
+/**
+ * New tokens per row up to which the fused attention kernel runs (decoding, short chunks). Longer prefills use the
+ * op-by-op path: its tiled matmuls reuse each key across queries, the fused kernel re-reads the keys per query
+ * (measured on an H100: 7B prefill 4×256 at 933 tok/s fused vs 1,534 tok/s op-by-op).
+ */
+const FUSED_ATTENTION_MAX_T = 16;
 
 function inputError(code: string, message: string): PolyglotError {
   return new PolyglotError(code, message);
@@ -263,6 +285,8 @@ export class LlamaModel {
   /** The TensorFlow.js backend the weights live on. */
   readonly backend: string;
   readonly attention: AttentionImpl;
+  /** Whether the fused WGSL kernels run (webgpu backend, tensor attention). */
+  readonly fusedKernels: boolean;
   /** Names of the adapters merged into the weights at load. */
   readonly mergedAdapters: string[];
   private readonly weights: ModelWeights;
@@ -282,7 +306,9 @@ export class LlamaModel {
     active: string | null;
     mergedAdapters: string[];
     rope: RopeTable;
+    fusedKernels: boolean;
   }) {
+    this.fusedKernels = args.fusedKernels;
     this.config = args.config;
     this.backend = args.backend;
     this.attention = args.attention;
@@ -321,6 +347,8 @@ export class LlamaModel {
         scaling: config.ropeScaling,
       });
       const expected = checkWeights(src);
+      const big = largestWeight(config);
+      checkWebgpuBinding(big.bytes, `${big.name} of ${src.dir ?? 'the model'}`);
       const adapterEntries = Object.entries(opts.adapters ?? {});
       if (opts.mergeAdapter && adapterEntries.length !== 1) {
         throw inputError(
@@ -361,6 +389,11 @@ export class LlamaModel {
         active,
         mergedAdapters: opts.mergeAdapter ? loaded.map((a) => a.name) : [],
         rope,
+        fusedKernels:
+          backend === 'webgpu' &&
+          attention === 'tensor' &&
+          (opts.fusedKernels ?? true) &&
+          webgpuKernelsAvailable(),
       });
     } finally {
       await owned?.close();
@@ -521,6 +554,7 @@ export class LlamaModel {
       for (const p of prompts) out.push((await this.greedy([p], maxNewTokens, opts))[0]);
       return out;
     }
+    if (!this.inProcess && maxNewTokens > 1) return this.greedyOnDevice(prompts, maxNewTokens, opts);
     const state = await this.prefill(prompts, { padId: opts.padId, maxNewTokens });
     try {
       const V = this.config.vocabSize;
@@ -536,6 +570,54 @@ export class LlamaModel {
     }
   }
 
+  /**
+   * Greedy decoding on a GPU backend without a read-back per token: each step's argmax stays on the device and is
+   * the next step's input (the embedding lookup gathers with it), so the host only enqueues work and the GPU runs
+   * behind it; the ids come back in one read at the end. Same results as the per-step loop (argmax = the first
+   * maximum on both).
+   */
+  private async greedyOnDevice(
+    prompts: number[][],
+    maxNewTokens: number,
+    opts: GreedyOptions,
+  ): Promise<number[][]> {
+    const state = await this.prefill(prompts, { padId: opts.padId, maxNewTokens });
+    const V = this.config.vocabSize;
+    const steps: tf.Tensor1D[] = [];
+    try {
+      const lora = this.currentLora();
+      const placeholder = prompts.map(() => [0]);
+      const mask = prompts.map(() => [1]);
+      this.activate();
+      let cur = tf.tensor1d(
+        prompts.map((_, b) => argmax(state.logits, b * V, (b + 1) * V)),
+        'int32',
+      );
+      steps.push(cur);
+      for (let step = 1; step < maxNewTokens; step++) {
+        const ids = cur;
+        this.activate();
+        cur = tf.tidy(() =>
+          tf.cast(
+            tf.argMax(this.logitsTensor(placeholder, mask, state.cache, 'last', lora, ids), 1),
+            'int32',
+          ),
+        ) as tf.Tensor1D;
+        steps.push(cur);
+      }
+      const all = tf.stack(steps, 1);
+      try {
+        const flat = await all.data();
+        return prompts.map((_, b) => Array.from(flat.subarray(b * maxNewTokens, (b + 1) * maxNewTokens)));
+      } finally {
+        all.dispose();
+      }
+    } finally {
+      for (const t of steps) t.dispose();
+      state.dispose();
+    }
+  }
+
   /** Frees the weights and adapters on the backend. */
   dispose(): void {
     if (this.disposed) return;
@@ -546,6 +628,11 @@ export class LlamaModel {
   }
 
   // ---------------------------------------------------------------------------------------------------------------
+
+  /** Backends whose tensors live in this process's memory (wasm, cpu): reading them back costs no GPU sync. */
+  private get inProcess(): boolean {
+    return this.backend === 'wasm' || this.backend === 'cpu';
+  }
 
   private currentLora(): LayerLora[] | null {
     return this.active === null ? null : (this.adapters.get(this.active) ?? null);
@@ -606,7 +693,8 @@ export class LlamaModel {
   }
 
   /**
-   * The decoder; call inside tf.tidy. Appends the tokens to `cache`. Returns the logits of every position
+   * The decoder; call inside tf.tidy. Appends the tokens to `cache`. With `idsOnDevice` (the ids as a backend
+   * tensor of B·T values, not read back), `ids` only gives the shape and is not looked up. Returns the logits of every position
    * ([batch·T, vocab]), of the last column ([batch, vocab]) or of the listed rows of [batch·T] ([rows, vocab]).
    */
   private logitsTensor(
@@ -615,6 +703,7 @@ export class LlamaModel {
     cache: KVCache,
     which: 'all' | 'last' | number[],
     lora: LayerLora[] | null,
+    idsOnDevice?: tf.Tensor1D,
   ): tf.Tensor2D {
     const c = this.config;
     const B = ids.length;
@@ -682,7 +771,8 @@ export class LlamaModel {
       }
       h = tf.tensor2d(rows, [B * T, H]);
     } else {
-      h = tf.gather(this.weights.embed, tf.tensor1d(ids.flat(), 'int32'));
+      // idsOnDevice: the token ids already on the backend (greedyOnDevice); `ids` then only gives the shape.
+      h = tf.gather(this.weights.embed, idsOnDevice ?? tf.tensor1d(ids.flat(), 'int32'));
     }
     for (let l = 0; l < c.numHiddenLayers; l++) {
       // One tidy per layer: its intermediates are freed before the next layer, so the backend reuses their memory.
@@ -725,7 +815,32 @@ export class LlamaModel {
     const x = this.rmsNorm(h, w.inputNorm);
     const qkv = this.linear(x, w.qkv, ad?.qkv);
     let attn: tf.Tensor2D;
-    if (cache instanceof HostKVCache) {
+    if (
+      this.fusedKernels &&
+      cache instanceof TensorKVCache &&
+      T <= FUSED_ATTENTION_MAX_T &&
+      start + T <= ATTENTION_MAX_KEYS
+    ) {
+      // One kernel per q/k/v (split + rotary + layout), the cache extended on the GPU, one attention kernel.
+      const shape = {
+        batch: B,
+        T,
+        heads: c.numAttentionHeads,
+        kvHeads: c.numKeyValueHeads,
+        headDim: c.headDim,
+      };
+      const cos2 = tf.reshape(cos!, [B * T, c.headDim]);
+      const sin2 = tf.reshape(sin!, [B * T, c.headDim]);
+      const q = ropeSplitGpu(qkv, cos2, sin2, 'q', shape, 1 / Math.sqrt(c.headDim));
+      const kNew = ropeSplitGpu(qkv, cos2, sin2, 'k', shape);
+      const vNew = ropeSplitGpu(qkv, cos2, sin2, 'v', shape);
+      const prevK = cache.k[l];
+      const prevV = cache.v[l];
+      const k: tf.Tensor4D = prevK ? tf.concat([prevK, kNew], 2) : kNew;
+      const v: tf.Tensor4D = prevV ? tf.concat([prevV, vNew], 2) : vNew;
+      cache.set(l, k, v);
+      attn = attentionGpu(q, k, v, addMask!);
+    } else if (cache instanceof HostKVCache) {
       const out = hostAttention(hostData(qkv), cache, l, start, T, positions, this.rope, this.shape);
       attn = tf.tensor2d(out, [B * T, c.numAttentionHeads * c.headDim]);
     } else {
@@ -735,11 +850,13 @@ export class LlamaModel {
     const x2 = this.rmsNorm(h1, w.postNorm);
     const gate = this.linear(x2, w.gate, ad?.gate);
     const up = this.linear(x2, w.up, ad?.up);
-    return tf.add(h1, this.linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.down, ad?.down));
+    const act = this.fusedKernels ? swigluGpu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+    return tf.add(h1, this.linear(act as tf.Tensor2D, w.down, ad?.down));
   }
 
   /** transformers' LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+    if (this.fusedKernels) return rmsNormGpu(x, weight, this.config.rmsNormEps);
     const variance = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
   }

@@ -92,3 +92,21 @@ export function randomWeightSource(
     },
   };
 }
+
+/**
+ * The largest float32 weight the runtime uploads for a config, in bytes, and which one: the embedding / LM head
+ * `[vocab, hidden]`, the fused q|k|v `[hidden, (heads + 2·kvHeads)·headDim]`, the MLP projections `[hidden, inter]`.
+ */
+export function largestWeight(config: LlamaConfig): { name: string; bytes: number } {
+  const c = config;
+  const list = [
+    { name: 'model.embed_tokens.weight / lm_head.weight', n: c.vocabSize * c.hiddenSize },
+    {
+      name: 'the fused q|k|v projection',
+      n: c.hiddenSize * (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim,
+    },
+    { name: 'an MLP projection', n: c.hiddenSize * c.intermediateSize },
+  ];
+  const top = list.reduce((a, b) => (b.n > a.n ? b : a));
+  return { name: top.name, bytes: top.n * 4 };
+}

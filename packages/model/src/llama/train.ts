@@ -20,7 +20,14 @@ import { Checkpoint } from '../checkpoint.js';
 import type { LlamaConfig } from '../config.js';
 import { PolyglotError } from '../errors.js';
 import { hostData, MASKED } from './attention.js';
-import { type BackendName, initBackend, switchBackendSync } from './backend.js';
+import {
+  type BackendName,
+  checkWebgpuBinding,
+  initBackend,
+  switchBackendSync,
+  webgpuBindingLimit,
+} from './backend.js';
+import { largestWeight } from './random.js';
 import { RopeTable } from './rope.js';
 import {
   checkConfig,
@@ -108,6 +115,12 @@ export interface LoraTrainerLoadOptions {
   wasmThreads?: number;
   /** The LoRA layers to train. */
   targets: LoraTarget[];
+  /**
+   * Attention as batched products over all (row, key/value head) pairs at once (a handful of kernels per layer)
+   * instead of one 2-D product per pair. Default: on for GPU backends (webgpu, tensorflow), where every kernel is
+   * a dispatch; off on wasm (XNNPACK's fast GEMM takes no batch dimension) and cpu (the oracle).
+   */
+  batchedAttention?: boolean;
 }
 
 interface LinearW {
@@ -154,6 +167,8 @@ interface LayerSaved {
   ks: T2[];
   vT: T2[];
   probs: T2[];
+  /** Batched attention: queries [B·kv, group·T, d], keys scaled by 1/√d and values [B·kv, T, d], probs [B·kv, group·T, T]. */
+  att: { q: T3; ks: T3; v: T3; probs: T3 } | null;
   h1: T2;
   r2: T2;
   gate: T2;
@@ -163,20 +178,56 @@ interface LayerSaved {
 
 /** Logit values per chunk of LM-head rows (16 MiB of float32). */
 const HEAD_CHUNK_VALUES = 1 << 22;
+/** On GPU backends (each chunk costs a read-back): 256 MiB of float32 per chunk. */
+const GPU_HEAD_CHUNK_VALUES = 1 << 26;
 /** Vocabulary block of the LM head's input gradient on wasm. */
 const HEAD_BLOCK = 4096;
 
 /** −log_softmax(row r of logits)[target] in float64 (for probabilities below float32's good range). */
-function exactNll(logits: T2, r: number, target: number): number {
+async function exactNll(logits: T2, r: number, target: number): Promise<number> {
   const V = logits.shape[1];
   const row = tf.tidy(() => tf.slice(logits, [r, 0], [1, V]));
-  const v = row.dataSync();
+  const v = await readValues(row);
   row.dispose();
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < V; i++) if (v[i] > max) max = v[i];
   let sum = 0;
   for (let i = 0; i < V; i++) sum += Math.exp(v[i] - max);
   return Math.log(sum) + max - v[target];
+}
+
+/**
+ * A tensor's values on the host. In-process backends (wasm, cpu) read synchronously; GPU backends through the
+ * asynchronous read (the webgpu backend's synchronous read needs OffscreenCanvas, which Node lacks).
+ */
+async function readValues(t: tf.Tensor): Promise<Float32Array> {
+  const name = tf.getBackend();
+  if (name === 'wasm' || name === 'cpu') return t.dataSync() as Float32Array;
+  return (await t.data()) as Float32Array;
+}
+
+/** LoRA factor gradients still on the backend (GPU backends: read back once per batch, not per projection). */
+interface PendingGrad {
+  ti: number;
+  /** dL/dA [r, in] */
+  dA: T2;
+  /** dL/d(scale·B^T) [r, out] */
+  dBs: T2;
+}
+
+/** Adds a target's factor gradients (dA in PEFT's layout, dBs = dL/d(scale·B^T)) into its host accumulators. */
+function addFactorGrads(
+  t: LoraTargetInfo,
+  g: LoraFactors,
+  dAv: ArrayLike<number>,
+  dBv: ArrayLike<number>,
+): void {
+  const ga = g.a;
+  const gb = g.b;
+  for (let i = 0; i < ga.length; i++) ga[i] += dAv[i];
+  for (let k = 0; k < t.r; k++) {
+    for (let o = 0; o < t.outDim; o++) gb[o * t.r + k] += dBv[k * t.outDim + o] * t.scale;
+  }
 }
 
 function trainError(code: string, message: string): PolyglotError {
@@ -232,6 +283,8 @@ export class LlamaLoraTrainer {
   /** Per layer and projection: the index of its target, if trained. */
   private readonly targetIndex: Map<string, number>;
   private lora: (LoraDev | null)[];
+  /** Attention as batched products (see {@link LoraTrainerLoadOptions.batchedAttention}). */
+  readonly batchedAttention: boolean;
   private disposed = false;
 
   private constructor(args: {
@@ -243,7 +296,9 @@ export class LlamaLoraTrainer {
     headBlocks: T2[];
     finalNorm: tf.Tensor1D;
     layers: LayerW[];
+    batchedAttention: boolean;
   }) {
+    this.batchedAttention = args.batchedAttention;
     this.config = args.config;
     this.backend = args.backend;
     this.targets = args.targets;
@@ -281,6 +336,8 @@ export class LlamaLoraTrainer {
       const where = src.dir ?? 'the model';
       checkConfig(config, where);
       const expected = checkWeights(src);
+      const big = largestWeight(config);
+      checkWebgpuBinding(big.bytes, `${big.name} of ${where}`);
       if (opts.targets.length === 0) throw trainError('LORA_NO_TARGETS', 'no LoRA layers to train');
       const seen = new Set<string>();
       const targets = opts.targets.map((t): LoraTargetInfo => {
@@ -393,6 +450,7 @@ export class LlamaLoraTrainer {
             : [],
           finalNorm: weights.finalNorm,
           layers,
+          batchedAttention: opts.batchedAttention ?? !(wasm || backend === 'cpu'),
         });
       } catch (e) {
         for (const t of created) t.dispose();
@@ -535,15 +593,34 @@ export class LlamaLoraTrainer {
     let hf: T2 | null = null;
     let rF: T2 | null = null;
     const dropSeed = opts.dropoutSeed ?? 0;
+    /** The pending gradients of this call (disposed in `finally` whatever happens). */
+    const pendingAll: PendingGrad[] = [];
     try {
       const d = c.headDim;
       const cos = tf.tensor3d(full.cos, [N, 1, d]);
       const sin = tf.tensor3d(full.sin, [N, 1, d]);
-      const masks = Array.from({ length: B }, (_, b) =>
-        tf.tensor3d(mask.subarray(b * T * T, (b + 1) * T * T), [1, T, T]),
-      );
+      const batched = this.batchedAttention;
+      const masks = batched
+        ? []
+        : Array.from({ length: B }, (_, b) =>
+            tf.tensor3d(mask.subarray(b * T * T, (b + 1) * T * T), [1, T, T]),
+          );
+      const maskAll = batched ? tf.tensor(mask, [B, 1, 1, T, T]) : null;
       consts.push(cos, sin, ...masks);
-      const env: Env = { B, T, cos, sin, masks, dropout, dropSeed, keep: grads !== undefined };
+      if (maskAll) consts.push(maskAll);
+      const pending: PendingGrad[] | null = this.inProcess ? null : pendingAll;
+      const env: Env = {
+        B,
+        T,
+        cos,
+        sin,
+        masks,
+        maskAll,
+        dropout,
+        dropSeed,
+        keep: grads !== undefined,
+        pending,
+      };
 
       let h: T2 = tf.tidy(() => tf.gather(this.embed, tf.tensor1d(ids, 'int32')));
       for (let l = 0; l < c.numHiddenLayers; l++) {
@@ -562,7 +639,12 @@ export class LlamaLoraTrainer {
       // p = softmax(logits) (the row maximum subtracted, float32), loss = −log p[target] summed in float64,
       // dL/dlogits = (p − onehot) · gradScale.
       const V = c.vocabSize;
-      const chunk = Math.max(1, Math.floor(HEAD_CHUNK_VALUES / V));
+      // GPU: large chunks (each costs a read-back), within the device's binding limit (one logits chunk is a tensor).
+      const gpuChunk = Math.min(
+        GPU_HEAD_CHUNK_VALUES,
+        Math.floor((webgpuBindingLimit() ?? 4 * GPU_HEAD_CHUNK_VALUES) / 4),
+      );
+      const chunk = Math.max(1, Math.floor((this.inProcess ? HEAD_CHUNK_VALUES : gpuChunk) / V));
       let lossSum = 0;
       const dRows: T2[] = [];
       let tb = 0;
@@ -578,11 +660,11 @@ export class LlamaLoraTrainer {
         try {
           const flat = tgt.map((t, r) => r * V + t);
           const picked = tf.tidy(() => tf.gather(tf.reshape(probs, [-1]), tf.tensor1d(flat, 'int32')));
-          const pt = picked.dataSync();
+          const pt = await readValues(picked);
           picked.dispose();
           for (let r = 0; r < C; r++) {
             // A probability that float32 cannot resolve well: the row's log-softmax in float64 instead.
-            lossSum += pt[r] > 1e-30 ? -Math.log(pt[r]) : exactNll(logits, r, tgt[r]);
+            lossSum += pt[r] > 1e-30 ? -Math.log(pt[r]) : await exactNll(logits, r, tgt[r]);
           }
           if (grads) {
             const tg = performance.now();
@@ -638,10 +720,15 @@ export class LlamaLoraTrainer {
         saved[l] = undefined as unknown as LayerSaved;
       }
       dh.dispose();
+      if (pending && pending.length > 0) await this.flushGrads(pending, grads);
       if (timings) timings.backwardMs += performance.now() - tbw + tb;
       return { lossSum, tokens: rows.length };
     } finally {
       for (const t of consts) t.dispose();
+      for (const p of pendingAll) {
+        if (!p.dA.isDisposed) p.dA.dispose();
+        if (!p.dBs.isDisposed) p.dBs.dispose();
+      }
       for (const s of saved) if (s) disposeSaved(s);
       hL?.dispose();
       hf?.dispose();
@@ -688,6 +775,41 @@ export class LlamaLoraTrainer {
 
   private get wasm(): boolean {
     return this.backend === 'wasm';
+  }
+
+  /** Backends whose tensors live in this process's memory (synchronous reads are cheap there). */
+  private get inProcess(): boolean {
+    return this.backend === 'wasm' || this.backend === 'cpu';
+  }
+
+  /**
+   * GPU backends: every pending factor gradient of the batch in one read-back (one concatenation, one copy to the
+   * host) instead of one synchronous read per projection, then added into the host accumulators.
+   */
+  private async flushGrads(pending: PendingGrad[], grads: LoraFactors[]): Promise<void> {
+    const flat = tf.tidy(() =>
+      tf.concat(
+        pending.flatMap((p) => [tf.reshape(p.dA, [-1]), tf.reshape(p.dBs, [-1])]),
+        0,
+      ),
+    );
+    let all: Float32Array;
+    try {
+      all = (await flat.data()) as Float32Array;
+    } finally {
+      flat.dispose();
+    }
+    let off = 0;
+    for (const p of pending) {
+      const t = this.targets[p.ti];
+      const na = p.dA.size;
+      const nb = p.dBs.size;
+      addFactorGrads(t, grads[p.ti], all.subarray(off, off + na), all.subarray(off + na, off + na + nb));
+      off += na + nb;
+      p.dA.dispose();
+      p.dBs.dispose();
+    }
+    pending.length = 0;
   }
 
   /** a·b with optional transposes; on wasm the transposes are explicit copies (its fast GEMM takes none). */
@@ -804,6 +926,7 @@ export class LlamaLoraTrainer {
     s: Partial<Record<Projection, LinSaved>>,
     grads: LoraFactors[],
     needInput: boolean,
+    pending: PendingGrad[] | null,
   ): T2 | null {
     const lin = this.layers[l].proj[p];
     let dx: T2 | null = needInput ? this.linearInputGrad(dy, lin) : null;
@@ -816,13 +939,11 @@ export class LlamaLoraTrainer {
     // dL/dA = du^T · xd  ([r, in], PEFT's layout); dL/d(scale·B^T) = u^T · dy ([r, out]).
     const dA = this.mm(du, sv.xd, true, false);
     const dBs = this.mm(sv.u, dy, true, false);
-    const ga = grads[ti].a;
-    const gb = grads[ti].b;
-    const dAv = dA.dataSync();
-    for (let i = 0; i < ga.length; i++) ga[i] += dAv[i];
-    const dBv = dBs.dataSync();
-    for (let k = 0; k < t.r; k++) {
-      for (let o = 0; o < t.outDim; o++) gb[o * t.r + k] += dBv[k * t.outDim + o] * t.scale;
+    if (pending) {
+      // GPU: kept on the backend (out of the layer's tidy) and read back with the others after the last layer.
+      pending.push({ ti, dA: tf.keep(dA), dBs: tf.keep(dBs) });
+    } else {
+      addFactorGrads(t, grads[ti], dA.dataSync(), dBs.dataSync());
     }
     if (needInput) {
       let dxd: T2 = tf.matMul(du, ad.a);
@@ -856,28 +977,42 @@ export class LlamaLoraTrainer {
       const k4 = tf.reshape(kr, [B, T, nKV, d]);
       const v4 = tf.reshape(v, [B, T, nKV, d]);
       const q3 = tf.reshape(tf.transpose(q4, [0, 2, 1, 3]), [B * nKV, group * T, d]) as T3;
-      const qs = this.unstack3(q3);
-      const qT = this.unstack3(tf.transpose(q3, [0, 2, 1]) as T3);
-      const kT = this.unstack3(tf.reshape(tf.transpose(k4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
-      // Keys scaled by 1/√d for the query gradient dQ = dS · K / √d.
-      const ks = this.unstack3(
-        tf.mul(tf.reshape(tf.transpose(k4, [0, 2, 1, 3]), [B * nKV, T, d]), scale) as T3,
-      );
-      const vs = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 1, 3]), [B * nKV, T, d]) as T3);
-      const vT = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
+      let attn: T2;
+      let att: LayerSaved['att'] = null;
+      let qT: T2[] = [];
+      let ks: T2[] = [];
+      let vT: T2[] = [];
       const probs: T2[] = [];
-      const ctxs: T2[] = [];
-      for (let i = 0; i < B * nKV; i++) {
-        const scores = tf.reshape(tf.matMul(qs[i], kT[i]), [group, T, T]);
-        const p = tf.reshape(tf.softmax(tf.add(scores, env.masks[Math.floor(i / nKV)])), [
-          group * T,
-          T,
-        ]) as T2;
-        probs.push(p);
-        ctxs.push(tf.matMul(p, vs[i]));
+      if (this.batchedAttention) {
+        // All (row, key/value head) pairs at once: batched products, one softmax over [B, kv, group, T, T].
+        const k3 = tf.reshape(tf.transpose(k4, [0, 2, 1, 3]), [B * nKV, T, d]) as T3;
+        const v3 = tf.reshape(tf.transpose(v4, [0, 2, 1, 3]), [B * nKV, T, d]) as T3;
+        const scores = tf.reshape(tf.matMul(q3, k3, false, true), [B, nKV, group, T, T]);
+        const p3 = tf.reshape(tf.softmax(tf.add(scores, env.maskAll!)), [B * nKV, group * T, T]) as T3;
+        const ctx = tf.matMul(p3, v3); // [B·kv, group·T, d] = [B, heads, T, d]
+        attn = tf.reshape(tf.transpose(tf.reshape(ctx, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH * d]) as T2;
+        att = { q: q3, ks: tf.mul(k3, scale) as T3, v: v3, probs: p3 };
+      } else {
+        const qs = this.unstack3(q3);
+        qT = this.unstack3(tf.transpose(q3, [0, 2, 1]) as T3);
+        const kT = this.unstack3(tf.reshape(tf.transpose(k4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
+        // Keys scaled by 1/√d for the query gradient dQ = dS · K / √d.
+        ks = this.unstack3(tf.mul(tf.reshape(tf.transpose(k4, [0, 2, 1, 3]), [B * nKV, T, d]), scale) as T3);
+        const vs = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 1, 3]), [B * nKV, T, d]) as T3);
+        vT = this.unstack3(tf.reshape(tf.transpose(v4, [0, 2, 3, 1]), [B * nKV, d, T]) as T3);
+        const ctxs: T2[] = [];
+        for (let i = 0; i < B * nKV; i++) {
+          const scores = tf.reshape(tf.matMul(qs[i], kT[i]), [group, T, T]);
+          const p = tf.reshape(tf.softmax(tf.add(scores, env.masks[Math.floor(i / nKV)])), [
+            group * T,
+            T,
+          ]) as T2;
+          probs.push(p);
+          ctxs.push(tf.matMul(p, vs[i]));
+        }
+        const ctx = tf.stack(ctxs); // [B·kv, group·T, d] = [B, heads, T, d]
+        attn = tf.reshape(tf.transpose(tf.reshape(ctx, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH * d]) as T2;
       }
-      const ctx = tf.stack(ctxs); // [B·kv, group·T, d] = [B, heads, T, d]
-      const attn = tf.reshape(tf.transpose(tf.reshape(ctx, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH * d]) as T2;
       const h1 = tf.add(h, this.linearForward(l, 'o_proj', attn, env, lin)) as T2;
       const n2 = this.rmsNorm(h1, w.postNorm);
       const gate = this.linearForward(l, 'gate_proj', n2.y, env, lin);
@@ -886,7 +1021,7 @@ export class LlamaLoraTrainer {
       const act = tf.mul(tf.mul(gate, sig), up) as T2;
       const hOut = tf.add(h1, this.linearForward(l, 'down_proj', act, env, lin)) as T2;
       const saved: LayerSaved | null = lin
-        ? { h, r1: n1.r, lin, qT, ks, vT, probs, h1, r2: n2.r, gate, up, sig }
+        ? { h, r1: n1.r, lin, qT, ks, vT, probs, att, h1, r2: n2.r, gate, up, sig }
         : null;
       return { hOut, saved } as unknown as tf.TensorContainer;
     }) as unknown as { hOut: T2; saved: LayerSaved | null };
@@ -911,51 +1046,71 @@ export class LlamaLoraTrainer {
     const w = this.layers[l];
     return tf.tidy(() => {
       // MLP: out = h1 + down(silu(gate)·up), with the residual.
-      const dAct = this.linearBackward(l, 'down_proj', dOut, s.lin, grads, true)!;
+      const dAct = this.linearBackward(l, 'down_proj', dOut, s.lin, grads, true, env.pending)!;
       const silu = tf.mul(s.gate, s.sig);
       const dUp = tf.mul(dAct, silu) as T2;
       const dSilu = tf.mul(s.sig, tf.add(1, tf.mul(s.gate, tf.sub(1, s.sig))));
       const dGate = tf.mul(tf.mul(dAct, s.up), dSilu) as T2;
       const dx2 = tf.add(
-        this.linearBackward(l, 'gate_proj', dGate, s.lin, grads, true)!,
-        this.linearBackward(l, 'up_proj', dUp, s.lin, grads, true)!,
+        this.linearBackward(l, 'gate_proj', dGate, s.lin, grads, true, env.pending)!,
+        this.linearBackward(l, 'up_proj', dUp, s.lin, grads, true, env.pending)!,
       ) as T2;
       const dh1 = tf.add(dOut, this.rmsNormGrad(dx2, s.h1, s.r2, w.postNorm)) as T2;
 
       // Attention.
-      const dAttn = this.linearBackward(l, 'o_proj', dh1, s.lin, grads, true)!;
+      const dAttn = this.linearBackward(l, 'o_proj', dh1, s.lin, grads, true, env.pending)!;
       const dCtx = tf.reshape(tf.transpose(tf.reshape(dAttn, [B, T, nH, d]), [0, 2, 1, 3]), [
         B * nKV,
         group * T,
         d,
       ]) as T3;
-      const dOs = this.unstack3(dCtx);
-      const dOT = this.unstack3(tf.transpose(dCtx, [0, 2, 1]) as T3);
-      const dQs: T2[] = [];
-      const dKT: T2[] = [];
-      const dVT: T2[] = [];
-      for (let i = 0; i < B * nKV; i++) {
-        const p = s.probs[i];
-        dVT.push(tf.matMul(dOT[i], p)); // dV^T = dO^T P  [d, T]
-        const dP = tf.matMul(dOs[i], s.vT[i]); // [group·T, T]
-        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as T2;
-        dQs.push(tf.matMul(dS, s.ks[i])); // [group·T, d]; the keys carry the 1/√d
-        dKT.push(tf.matMul(s.qT[i], dS)); // dK^T = Q^T dS  [d, T] (the queries are scaled already)
+      let dQ: T3;
+      let dK: T3;
+      let dV: T3;
+      if (s.att) {
+        // Batched: dV = Pᵀ dO, dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS K/√d, dK = dSᵀ Q.
+        const { q, ks, v, probs: p } = s.att;
+        const dV3 = tf.matMul(p, dCtx, true, false) as T3; // [B·kv, T, d]
+        const dP = tf.matMul(dCtx, v, false, true); // [B·kv, group·T, T]
+        const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as T3;
+        const dQ3 = tf.matMul(dS, ks); // [B·kv, group·T, d]
+        const dK3 = tf.matMul(dS, q, true, false) as T3; // [B·kv, T, d]
+        dQ = tf.reshape(tf.transpose(tf.reshape(dQ3, [B, nH, T, d]), [0, 2, 1, 3]), [N, nH, d]) as T3;
+        const fromBT = (x: T3): T3 =>
+          tf.reshape(tf.transpose(tf.reshape(x, [B, nKV, T, d]), [0, 2, 1, 3]), [N, nKV, d]) as T3;
+        dK = fromBT(dK3);
+        dV = fromBT(dV3);
+      } else {
+        const dOs = this.unstack3(dCtx);
+        const dOT = this.unstack3(tf.transpose(dCtx, [0, 2, 1]) as T3);
+        const dQs: T2[] = [];
+        const dKT: T2[] = [];
+        const dVT: T2[] = [];
+        for (let i = 0; i < B * nKV; i++) {
+          const p = s.probs[i];
+          dVT.push(tf.matMul(dOT[i], p)); // dV^T = dO^T P  [d, T]
+          const dP = tf.matMul(dOs[i], s.vT[i]); // [group·T, T]
+          const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true))) as T2;
+          dQs.push(tf.matMul(dS, s.ks[i])); // [group·T, d]; the keys carry the 1/√d
+          dKT.push(tf.matMul(s.qT[i], dS)); // dK^T = Q^T dS  [d, T] (the queries are scaled already)
+        }
+        // Back to token rows [N, heads, d].
+        dQ = tf.reshape(tf.transpose(tf.reshape(tf.stack(dQs), [B, nH, T, d]), [0, 2, 1, 3]), [
+          N,
+          nH,
+          d,
+        ]) as T3;
+        const fromT = (xs: T2[]): T3 =>
+          tf.reshape(tf.transpose(tf.reshape(tf.stack(xs), [B, nKV, d, T]), [0, 3, 1, 2]), [N, nKV, d]) as T3;
+        dK = fromT(dKT);
+        dV = fromT(dVT);
       }
-      // Back to token rows [N, heads, d].
-      const dQ = tf.reshape(tf.transpose(tf.reshape(tf.stack(dQs), [B, nH, T, d]), [0, 2, 1, 3]), [
-        N,
-        nH,
-        d,
-      ]) as T3;
-      const fromT = (xs: T2[]): T3 =>
-        tf.reshape(tf.transpose(tf.reshape(tf.stack(xs), [B, nKV, d, T]), [0, 3, 1, 2]), [N, nKV, d]) as T3;
       const dq = tf.reshape(this.ropeGrad(dQ, env.cos, env.sin), [N, nH * d]) as T2;
-      const dk = tf.reshape(this.ropeGrad(fromT(dKT), env.cos, env.sin), [N, nKV * d]) as T2;
-      const dv = tf.reshape(fromT(dVT), [N, nKV * d]) as T2;
-      const dxq = this.linearBackward(l, 'q_proj', dq, s.lin, grads, needInput);
-      const dxk = this.linearBackward(l, 'k_proj', dk, s.lin, grads, needInput);
-      const dxv = this.linearBackward(l, 'v_proj', dv, s.lin, grads, needInput);
+      const dk = tf.reshape(this.ropeGrad(dK, env.cos, env.sin), [N, nKV * d]) as T2;
+      const dv = tf.reshape(dV, [N, nKV * d]) as T2;
+      const dxq = this.linearBackward(l, 'q_proj', dq, s.lin, grads, needInput, env.pending);
+      const dxk = this.linearBackward(l, 'k_proj', dk, s.lin, grads, needInput, env.pending);
+      const dxv = this.linearBackward(l, 'v_proj', dv, s.lin, grads, needInput, env.pending);
       if (!needInput) return tf.zeros([1, 1]) as T2;
       const dx1 = tf.add(tf.add(dxq!, dxk!), dxv!) as T2;
       return tf.add(dh1, this.rmsNormGrad(dx1, s.h, s.r1, w.inputNorm)) as T2;
@@ -970,9 +1125,13 @@ interface Env {
   sin: T3;
   /** Per row: the additive causal/segment mask [1, T, T]. */
   masks: T3[];
+  /** Batched attention: the additive mask of every row [B, 1, 1, T, T]. */
+  maskAll: tf.Tensor | null;
   dropout: number;
   dropSeed: number;
   keep: boolean;
+  /** GPU backends: where the factor gradients wait for the one read-back; null: read at once. */
+  pending: PendingGrad[] | null;
 }
 
 /** `[-x2, x1]` along the last axis of [N, heads, d]. */
@@ -985,6 +1144,7 @@ function rotateHalf(x: T3): T3 {
 
 function disposeSaved(s: LayerSaved): void {
   const ts: tf.Tensor[] = [s.h, s.r1, ...s.qT, ...s.ks, ...s.vT, ...s.probs, s.h1, s.r2, s.gate, s.up, s.sig];
+  if (s.att) ts.push(s.att.q, s.att.ks, s.att.v, s.att.probs);
   for (const lin of Object.values(s.lin)) {
     if (!lin) continue;
     ts.push(lin.xd, lin.u);
