@@ -17,3 +17,17 @@ export class SamplingParamError extends InferError {
     this.param = param;
   }
 }
+
+/** A request that cannot run (empty or too long prompt, token ids outside the vocabulary, bad parameters). */
+export class RequestError extends InferError {
+  /** Index of the request in the call. */
+  readonly request: number;
+  /** The message without the `request N: ` prefix (callers that know a better place, e.g. file:line, use it). */
+  readonly detail: string;
+  constructor(request: number, code: string, detail: string, options?: { cause?: unknown }) {
+    super(code, `request ${request}: ${detail}`, options);
+    this.name = 'RequestError';
+    this.request = request;
+    this.detail = detail;
+  }
+}

@@ -16,6 +16,7 @@ import {
   readLlamaConfig,
   Tokenizer,
 } from '@polyglot/model';
+import { encodeLoglikelihoodPair, isTokenIds, show } from './encode-pair.js';
 import type {
   BatchOptions,
   Engine,
@@ -30,13 +31,11 @@ import type {
   ScoreRequest,
   ScoreResult,
 } from './engine.js';
-import { InferError } from './errors.js';
-import { RequestError } from './local-engine.js';
+import { InferError, RequestError } from './errors.js';
 import type { TokenLogprob } from './logprobs.js';
 import { isGreedy, type SamplingParams, samplingParams } from './params.js';
 import { Xoshiro128 } from './rng.js';
 import { type PreparedGenerate, Row } from './row.js';
-import { pyRstrip } from './stop.js';
 
 /** The node-llama-cpp version this engine is written and tested against (its optional peer dependency). */
 export const NODE_LLAMA_CPP_VERSION = '3.21.1';
@@ -135,15 +134,6 @@ export async function importNodeLlamaCpp(): Promise<NlcModule> {
 const DEFAULT_BATCH_SIZE = 8;
 const MAX_DEFAULT_CONTEXT = 4096;
 const MAX_N = 128;
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
-}
-
-function isTokenIds(v: unknown): v is number[] {
-  return Array.isArray(v) && v.every((t) => Number.isSafeInteger(t));
-}
 
 /** Cache root: `cacheDir`, else $POLYGLOT_CACHE, else ~/.cache/polyglot. */
 function cacheRoot(cacheDir?: string): string {
@@ -806,54 +796,11 @@ export class LlamaCppEngine implements Engine {
     i: number,
     special: boolean,
   ): { context: number[]; continuation: number[] } {
-    const prefix = this.tokenizer.bosId ?? this.eosTokenIds[0] ?? 0;
-    const byText = r.context !== undefined || r.continuation !== undefined;
-    const byIds = r.contextIds !== undefined || r.continuationIds !== undefined;
-    if (byText === byIds) {
-      throw new RequestError(
-        i,
-        'INFER_BAD_REQUEST',
-        'give context and continuation (text) or contextIds and continuationIds (token ids)',
-      );
-    }
-    if (byIds) {
-      for (const [name, v] of [
-        ['contextIds', r.contextIds],
-        ['continuationIds', r.continuationIds],
-      ] as const) {
-        if (!isTokenIds(v)) {
-          throw new RequestError(
-            i,
-            'INFER_BAD_REQUEST',
-            `${name} must be a list of token ids, got ${show(v)}`,
-          );
-        }
-        this.checkIds(v, i, name);
-      }
-      const context = r.contextIds!.length > 0 ? [...r.contextIds!] : [prefix];
-      return { context, continuation: [...r.continuationIds!] };
-    }
-    let context = r.context;
-    let continuation = r.continuation;
-    if (typeof context !== 'string' || typeof continuation !== 'string') {
-      throw new RequestError(i, 'INFER_BAD_REQUEST', 'context and continuation must both be strings');
-    }
-    const kept = pyRstrip(context);
-    if (kept.length < context.length) {
-      continuation = context.slice(kept.length) + continuation;
-      context = kept;
-    }
-    const o = { addSpecialTokens: special };
-    const contextIds = this.tokenizer.encode(context, o);
-    if (contextIds.length === 0) {
-      const ids = { context: [prefix], continuation: this.tokenizer.encode(continuation, o) };
-      this.checkIds(ids.continuation, i, 'the encoded continuation');
-      return ids;
-    }
-    const whole = this.tokenizer.encode(context + continuation, o);
-    const ids = { context: contextIds, continuation: whole.slice(contextIds.length) };
-    this.checkIds([...ids.context, ...ids.continuation], i, 'the encoded text');
-    return ids;
+    return encodeLoglikelihoodPair(r, i, special, {
+      tokenizer: this.tokenizer,
+      prefix: this.tokenizer.bosId ?? this.eosTokenIds[0] ?? 0,
+      checkIds: (ids, j, what) => this.checkIds(ids, j, what),
+    });
   }
 }
 

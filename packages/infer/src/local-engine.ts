@@ -25,26 +25,15 @@ import type {
   ScoreRequest,
   ScoreResult,
 } from './engine.js';
-import { InferError } from './errors.js';
+
+export { RequestError } from './errors.js';
+
+import { encodeLoglikelihoodPair, isTokenIds, show } from './encode-pair.js';
+import { InferError, RequestError } from './errors.js';
 import { logSoftmax, positionLogprobs, type TokenLogprob } from './logprobs.js';
 import { type SamplingParams, samplingParams } from './params.js';
 import { Xoshiro128 } from './rng.js';
 import { type PreparedGenerate, Row, type TokenEvent } from './row.js';
-import { pyRstrip } from './stop.js';
-
-/** A request that cannot run (empty or too long prompt, token ids outside the vocabulary, bad parameters). */
-export class RequestError extends InferError {
-  /** Index of the request in the call. */
-  readonly request: number;
-  /** The message without the `request N: ` prefix (callers that know a better place, e.g. file:line, use it). */
-  readonly detail: string;
-  constructor(request: number, code: string, detail: string, options?: { cause?: unknown }) {
-    super(code, `request ${request}: ${detail}`, options);
-    this.name = 'RequestError';
-    this.request = request;
-    this.detail = detail;
-  }
-}
 
 export interface LocalEngineOptions {
   /** Hugging Face model directory (config.json, safetensors, tokenizer.json). */
@@ -101,15 +90,6 @@ const DEFAULT_BATCH_SIZE = 8;
 const DEFAULT_MAX_NUM_SEQS = 64;
 /** The most samples one request may ask for (`n`). */
 const MAX_N = 128;
-
-function isTokenIds(v: unknown): v is number[] {
-  return Array.isArray(v) && v.every((t) => Number.isSafeInteger(t));
-}
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
-}
 
 async function generationConfigEos(dir: string): Promise<number[]> {
   const file = path.join(dir, 'generation_config.json');
@@ -688,55 +668,11 @@ export class LocalEngine implements Engine {
     i: number,
     special: boolean,
   ): { context: number[]; continuation: number[] } {
-    const prefix = this.tokenizer.bosId ?? this.eosTokenIds[0] ?? this.padId;
-    const byText = r.context !== undefined || r.continuation !== undefined;
-    const byIds = r.contextIds !== undefined || r.continuationIds !== undefined;
-    if (byText === byIds) {
-      throw new RequestError(
-        i,
-        'INFER_BAD_REQUEST',
-        'give context and continuation (text) or contextIds and continuationIds (token ids)',
-      );
-    }
-    if (byIds) {
-      for (const [name, v] of [
-        ['contextIds', r.contextIds],
-        ['continuationIds', r.continuationIds],
-      ] as const) {
-        if (!isTokenIds(v)) {
-          throw new RequestError(
-            i,
-            'INFER_BAD_REQUEST',
-            `${name} must be a list of token ids, got ${show(v)}`,
-          );
-        }
-        this.checkIds(v, i, name);
-      }
-      const context = r.contextIds!.length > 0 ? [...r.contextIds!] : [prefix];
-      return { context, continuation: [...r.continuationIds!] };
-    }
-    let context = r.context;
-    let continuation = r.continuation;
-    if (typeof context !== 'string' || typeof continuation !== 'string') {
-      throw new RequestError(i, 'INFER_BAD_REQUEST', 'context and continuation must both be strings');
-    }
-    const kept = pyRstrip(context);
-    if (kept.length < context.length) {
-      continuation = context.slice(kept.length) + continuation;
-      context = kept;
-    }
-    const opts = { addSpecialTokens: special };
-    const contextIds = this.tokenizer.encode(context, opts);
-    if (contextIds.length === 0) {
-      // lm-eval: an empty context is the prefix token (BOS) and the continuation is encoded on its own.
-      const ids = { context: [prefix], continuation: this.tokenizer.encode(continuation, opts) };
-      this.checkIds(ids.continuation, i, 'the encoded continuation');
-      return ids;
-    }
-    const whole = this.tokenizer.encode(context + continuation, opts);
-    const ids = { context: contextIds, continuation: whole.slice(contextIds.length) };
-    this.checkIds([...ids.context, ...ids.continuation], i, 'the encoded text');
-    return ids;
+    return encodeLoglikelihoodPair(r, i, special, {
+      tokenizer: this.tokenizer,
+      prefix: this.tokenizer.bosId ?? this.eosTokenIds[0] ?? this.padId,
+      checkIds: (ids, j, what) => this.checkIds(ids, j, what),
+    });
   }
 
   /** scoreBatch over sequences sorted by length (less padding), in batches; results in the input order. */

@@ -16,6 +16,7 @@
  * TensorFlow.js silently falls back to another backend when the requested one fails to initialise; here every
  * request is checked and a failure is a {@link BackendError}, never a quiet fallback.
  */
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -372,6 +373,26 @@ async function initWebgpu(requireHardware: boolean): Promise<void> {
 }
 
 /**
+ * Whether this host has a GPU device node that Dawn could drive (Linux: /dev/nvidia*, /dev/kfd, /dev/dri/renderD*;
+ * other systems: assumed). `auto` asks Dawn for an adapter only then: on a CPU-only host Dawn would only find a
+ * software adapter, which `auto` refuses anyway, after printing its own warnings on stderr.
+ * `POLYGLOT_AUTO_WEBGPU=1` makes `auto` ask Dawn regardless.
+ */
+function hostMayHaveGpu(): boolean {
+  if (process.platform !== 'linux' || process.env.POLYGLOT_AUTO_WEBGPU === '1') return true;
+  try {
+    if (readdirSync('/dev').some((n) => /^nvidia\d+$/.test(n) || n === 'kfd')) return true;
+  } catch {
+    // no /dev: fall through
+  }
+  try {
+    return readdirSync('/dev/dri').some((n) => n.startsWith('renderD'));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Starts the named backend and makes it TensorFlow.js's active backend; returns the active backend's name
  * (`auto` resolves to `tensorflow`, `webgpu` or `wasm`). Throws {@link BackendError} when the backend cannot run.
  */
@@ -402,15 +423,17 @@ export async function initBackend(name: BackendName = 'auto', opts: BackendOptio
       } catch (e) {
         if (!(e instanceof BackendError) || e.code !== 'BACKEND_UNAVAILABLE') throw e;
       }
-      try {
-        await initWebgpu(true);
-        break;
-      } catch (e) {
-        if (
-          !(e instanceof BackendError) ||
-          (e.code !== 'BACKEND_UNAVAILABLE' && e.code !== 'BACKEND_NO_ADAPTER')
-        )
-          throw e;
+      if (hostMayHaveGpu()) {
+        try {
+          await initWebgpu(true);
+          break;
+        } catch (e) {
+          if (
+            !(e instanceof BackendError) ||
+            (e.code !== 'BACKEND_UNAVAILABLE' && e.code !== 'BACKEND_NO_ADAPTER')
+          )
+            throw e;
+        }
       }
       await initWasm(opts);
       break;
