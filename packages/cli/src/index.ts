@@ -5,9 +5,8 @@ import { run } from './program.js';
 export { UsageError } from './errors.js';
 export type { Io } from './io.js';
 export { buildProgram, EXIT, run, VERSION } from './program.js';
-export { ensureBaseModel } from './reproduce/base.js';
+export { ensureBaseModel, findDemoData } from './reproduce/base.js';
 export {
-  demoDataDir,
   type JudgeSettings,
   type ModelSummary,
   type ReproduceOptions,

@@ -84,8 +84,9 @@ export class BaseModelError extends PolyglotError {
 }
 
 /**
- * The demo data directory (holding chat.jsonl): `root` itself or `root/data/demo` when given, else found by
- * walking up from this module's directory to a folder with `data/demo/chat.jsonl` (the repository checkout).
+ * The demo data directory (holding chat.jsonl): `root` itself or `root/data/demo` when given, else
+ * `$POLYGLOT_DEMO_DATA`, else found by walking up from this module's directory to a folder with
+ * `data/demo/chat.jsonl` (the package's dist/data/demo, or the repository checkout's data/demo).
  */
 export function findDemoData(root?: string): string {
   if (root !== undefined) {
@@ -98,6 +99,7 @@ export function findDemoData(root?: string): string {
       `${r}: no chat.jsonl there nor in ${path.join(r, 'data', 'demo')} (give the repository root or its data/demo)`,
     );
   }
+  if (process.env.POLYGLOT_DEMO_DATA) return findDemoData(process.env.POLYGLOT_DEMO_DATA);
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const demo = path.join(dir, 'data', 'demo');
@@ -108,8 +110,8 @@ export function findDemoData(root?: string): string {
   }
   throw new BaseModelError(
     'BASE_NO_DEMO_DATA',
-    'cannot find data/demo/chat.jsonl above the @polyglot/cli package: the embedded base models are built from ' +
-      "the repository's demo data, so run from a checkout of the polyglot repository, or pass --model <dir>",
+    'cannot find data/demo/chat.jsonl above the @polyglot/cli module (the package ships it as dist/data/demo): ' +
+      'set POLYGLOT_DEMO_DATA to a copy of the demo folder, or pass --model, --data and --prompts',
   );
 }
 

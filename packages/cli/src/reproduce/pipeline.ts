@@ -39,7 +39,7 @@ import { writeFileAtomic, writeReport } from '@polyglot/plots';
 import { train } from '@polyglot/sft';
 import { runTasks, TaskRegistry } from '@polyglot/tasks';
 import { UsageError } from '../errors.js';
-import { ensureBaseModel } from './base.js';
+import { ensureBaseModel, findDemoData } from './base.js';
 import { mixLabel, mixLanguages, PRESETS, type Preset, type PresetName } from './presets.js';
 import {
   checkStage,
@@ -121,25 +121,6 @@ export interface ReproduceResult {
   judged: boolean;
 }
 
-/** The repository's demo data folder (`data/demo`), found from this module's location upwards. */
-export function demoDataDir(): string {
-  const env = process.env.POLYGLOT_DEMO_DATA;
-  if (env) return path.resolve(env);
-  let dir = path.dirname(new URL(import.meta.url).pathname);
-  for (let i = 0; i < 8; i++) {
-    for (const cand of [path.join(dir, 'demo'), path.join(dir, 'data', 'demo')]) {
-      if (existsSync(path.join(cand, 'chat.jsonl'))) return cand;
-    }
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new UsageError(
-    'the demo data (data/demo/chat.jsonl) was not found next to @polyglot/cli; run from a checkout of the ' +
-      'repository, or set POLYGLOT_DEMO_DATA to the demo folder',
-  );
-}
-
 interface Resolved {
   preset: Preset;
   out: string;
@@ -186,7 +167,7 @@ function resolve(opts: ReproduceOptions): Resolved {
         );
     }
   }
-  const demo = name === 'paper' ? null : demoDataDir();
+  const demo = name === 'paper' ? null : findDemoData();
   const engine = opts.engine ?? 'local';
   if (engine !== 'local' && !engine.startsWith('openai:')) {
     throw new UsageError(`--engine ${engine}: use local or openai:URL[,URL…]`);
