@@ -15,9 +15,7 @@ import { existsSync, promises as fsp, mkdirSync, readdirSync, readFileSync, rmSy
 import path from 'node:path';
 import {
   buildMix,
-  type JsonObject,
   parseRunFileName,
-  readJsonl,
   readMixSources,
   readPlacedRecords,
   writeJsonlAtomic,
@@ -200,13 +198,6 @@ function findPromptFile(dir: string, lang: string): { file: string; testset: str
     `--prompts ${dir}: no prompts for ${lang} (expected ${lang}.jsonl or <testset>_${lang}.json[l], e.g. ` +
       `alpaca_eval_instructions_${lang}.json)`,
   );
-}
-
-async function readRecords(file: string): Promise<JsonObject[]> {
-  const out: JsonObject[] = [];
-  if (/\.jsonl$/i.test(file)) for await (const { value } of readJsonl(file)) out.push(value);
-  else for (const { value } of await readPlacedRecords(file)) out.push(value);
-  return out;
 }
 
 /** Generation files (not judge outputs) directly in a model folder. */
@@ -535,7 +526,9 @@ export async function reproduce(opts: ReproduceOptions = {}): Promise<ReproduceR
       const inputs: { lang: string; file: string; n: number }[] = [];
       for (const lang of preset.testLangs) {
         const { file, testset } = findPromptFile(r.prompts, lang);
-        const records = (await readRecords(file)).slice(0, preset.promptsPerLang ?? undefined);
+        const records = (await readPlacedRecords(file))
+          .map((r) => r.value)
+          .slice(0, preset.promptsPerLang ?? undefined);
         if (records.length === 0) throw new UsageError(`${file}: no prompts`);
         const target = path.join(dirs.prompts, `${testset}_${lang}.jsonl`);
         if (!existsSync(target)) await writeJsonlAtomic(target, records);
